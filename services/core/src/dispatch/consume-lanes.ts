@@ -1,0 +1,53 @@
+import type { ConsumeOptions, MessageHandler, QueueTransport, Subscription } from '../ports/queue-transport.ts';
+import { PriorityGate } from './priority-gate.ts';
+
+export interface ConsumeLanesOptions extends ConsumeOptions {
+  /** Handlers running at once across all lanes. @default 1 */
+  concurrency?: number;
+}
+
+/**
+ * Consumes several queues as one pool of `concurrency` slots, always giving a free slot to a message
+ * of the earliest lane that has one waiting. Each lane but the last receives up to twice the
+ * concurrency, so a slot that frees finds an urgent message already in hand. Messages waiting for a
+ * slot keep their locks renewed like any in-flight message.
+ */
+export async function consumeLanes<T>(
+  transport: QueueTransport,
+  lanes: readonly string[],
+  handler: MessageHandler<T>,
+  options: ConsumeLanesOptions = {},
+): Promise<Subscription> {
+  const concurrency = options.concurrency ?? 1;
+  const gate = new PriorityGate(concurrency, lanes.length);
+  const subscriptions: Subscription[] = [];
+  try {
+    for (const [index, queue] of lanes.entries()) {
+      const prefetch = index < lanes.length - 1 ? concurrency * 2 : concurrency;
+      subscriptions.push(
+        await transport.consume<T>(
+          queue,
+          async (message, signal) => {
+            const release = await gate.acquire(index, signal);
+            try {
+              await handler(message, signal);
+            } finally {
+              release();
+            }
+          },
+          { ...options, concurrency: prefetch },
+        ),
+      );
+    }
+  } catch (e) {
+    gate.close();
+    await Promise.all(subscriptions.map((s) => s.close()));
+    throw e;
+  }
+  return {
+    async close() {
+      gate.close();
+      await Promise.all(subscriptions.map((s) => s.close()));
+    },
+  };
+}
