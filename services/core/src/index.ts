@@ -75,5 +75,6 @@ export { computeSyntheticAggregates, fnv1a32, runSynthetic } from './handlers/sy
 export type { SyntheticAggregates } from './handlers/synthetic.ts';
 
 export { consumeLanes } from './dispatch/consume-lanes.ts';
+export { dispatchJobs, messageIdOf, nextQueueOf } from './dispatch/dispatch-jobs.ts';
 export type { ConsumeLanesOptions } from './dispatch/consume-lanes.ts';
 export { PriorityGate } from './dispatch/priority-gate.ts';

@@ -51,12 +51,17 @@ export interface JobPage {
 export interface RecoveryQuery {
   /**
    * Jobs in `submitted`, `queued` or `retrying` that need a message: those never marked dispatched
-   * and last updated before this time, or all of them when `includeDispatched` is set.
+   * and last updated before this time...
    */
   undispatchedBefore: Date;
-  /** Also return dispatched ones (the transport lost its messages, e.g. an in-process restart). */
-  includeDispatched: boolean;
-  /** Running jobs whose heartbeat (or start) is older than this. */
+  /**
+   * ...and, when set, also those whose last dispatch was before this time (the transport lost its
+   * messages, e.g. an in-process transport after a restart). Marking them dispatched again takes
+   * them out of the next page.
+   */
+  dispatchedBefore?: Date;
+  /** Running jobs whose heartbeat (or, without one, last update) is older than this. */
   heartbeatBefore: Date;
+  /** Oldest first. */
   limit: number;
 }

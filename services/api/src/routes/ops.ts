@@ -1,0 +1,116 @@
+import { INGEST_QUEUE, POOL_QUEUES, lanesOf } from '@orch/core';
+import type { FastifyBaseLogger } from 'fastify';
+import { jsonResponse, queuesStatusSchema, readinessSchema, statusSchema, toDepthView } from '../wire.ts';
+import type { DepthView } from '../wire.ts';
+import { COMMON_ERRORS, errorResponses } from './shared.ts';
+import type { RouteContext, ZodApp } from './shared.ts';
+
+/** A readiness probe must answer even when a dependency hangs. */
+const READINESS_CHECK_TIMEOUT_IN_MS = 3000;
+
+type CheckState = 'ok' | 'failed';
+
+async function check(name: string, probe: () => Promise<unknown>, log: FastifyBaseLogger): Promise<CheckState> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${name} check timed out after ${READINESS_CHECK_TIMEOUT_IN_MS} ms`)), READINESS_CHECK_TIMEOUT_IN_MS);
+  });
+  try {
+    await Promise.race([probe(), timeout]);
+    return 'ok';
+  } catch (e) {
+    log.warn({ err: e, check: name }, 'readiness check failed');
+    return 'failed';
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const sumDepths = (depths: readonly DepthView[]): DepthView =>
+  depths.reduce(
+    (total, d) => ({
+      active: total.active + d.active,
+      scheduled: total.scheduled + d.scheduled,
+      dead_letter: total.dead_letter + d.dead_letter,
+    }),
+    { active: 0, scheduled: 0, dead_letter: 0 },
+  );
+
+export function registerOpsRoutes(app: ZodApp, ctx: RouteContext): void {
+  const { store, transport } = ctx;
+
+  app.get(
+    '/queues/status',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Queue depths',
+        description: 'Active, scheduled and dead-lettered messages of the ingest queue and of each pool (summed over its lanes).',
+        response: { 200: jsonResponse(queuesStatusSchema, 'Depth of every queue.'), ...errorResponses(COMMON_ERRORS) },
+      },
+    },
+    async () => {
+      const depthOf = async (queue: string): Promise<DepthView> => toDepthView(await transport.getQueueDepth(queue));
+      const [ingest, ...pools] = await Promise.all([
+        depthOf(INGEST_QUEUE),
+        ...POOL_QUEUES.map(async (pool) => {
+          const lanes = await Promise.all(
+            lanesOf(pool).map(async (lane) => [lane.dispatchClass, await depthOf(lane.queue)] as const),
+          );
+          const total = sumDepths(lanes.map(([, depth]) => depth));
+          return [pool, { ...total, lanes: Object.fromEntries(lanes) }] as const;
+        }),
+      ]);
+      return { queues: { [INGEST_QUEUE]: ingest, ...Object.fromEntries(pools) } };
+    },
+  );
+
+  app.get(
+    '/health',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Health (the original contract)',
+        response: { 200: jsonResponse(statusSchema, 'Always `{"status":"healthy"}` while the process serves.') },
+      },
+    },
+    () => ({ status: 'healthy' }),
+  );
+
+  app.get(
+    '/healthz',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Liveness probe',
+        response: { 200: jsonResponse(statusSchema, '`{"status":"ok"}`: the process serves requests.') },
+      },
+    },
+    () => ({ status: 'ok' }),
+  );
+
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Readiness probe',
+        description: 'Ready when the job store answers a ping and the transport reports the ingest queue depth.',
+        response: {
+          200: jsonResponse(readinessSchema, 'Ready.'),
+          503: jsonResponse(readinessSchema, 'Not ready; the failing checks are marked `failed`.'),
+        },
+      },
+    },
+    async (request, reply) => {
+      const [storeState, transportState] = await Promise.all([
+        check('store', () => store.ping(), request.log),
+        check('transport', () => transport.getQueueDepth(INGEST_QUEUE), request.log),
+      ]);
+      const ready = storeState === 'ok' && transportState === 'ok';
+      return reply
+        .status(ready ? 200 : 503)
+        .send({ status: ready ? 'ready' : 'not_ready', checks: { store: storeState, transport: transportState } });
+    },
+  );
+}

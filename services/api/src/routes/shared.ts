@@ -1,0 +1,53 @@
+import type { BlobStore, HandlerRegistry, JobStore, QueueTransport } from '@orch/core';
+import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { errorBodySchema, jsonResponse } from '../wire.ts';
+
+/** The Fastify instance routes are registered on: zod schemas validate and serialize. */
+export type ZodApp = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  FastifyBaseLogger,
+  ZodTypeProvider
+>;
+
+/** What route handlers work with: the ports plus the resolved options. */
+export interface RouteContext {
+  store: JobStore;
+  transport: QueueTransport;
+  blobs: BlobStore;
+  handlers: HandlerRegistry;
+  knownTypes: ReadonlySet<string>;
+  clock: () => Date;
+  newId: () => string;
+  maxAttempts: number;
+}
+
+const ERROR_DESCRIPTIONS: Readonly<Record<number, string>> = {
+  400: 'VALIDATION_FAILED (details name each bad field) or INVALID_JSON.',
+  404: 'JOB_NOT_FOUND: no job has this id.',
+  409: 'The job is not in a state that allows this.',
+  413: 'PAYLOAD_TOO_LARGE: the body is over the size limit.',
+  415: 'UNSUPPORTED_MEDIA_TYPE: the body must be application/json.',
+  500: 'INTERNAL: an unexpected failure (details are logged, never returned).',
+  503: 'DEPENDENCY_UNAVAILABLE: the job store or the queue cannot be reached; try again later.',
+};
+
+/**
+ * Documents error responses with the shared error body. `overrides` refines the description of a
+ * status for one route (e.g. which 409 codes it returns).
+ */
+export function errorResponses(
+  statuses: readonly number[],
+  overrides: Readonly<Record<number, string>> = {},
+): Record<number, ReturnType<typeof jsonResponse<typeof errorBodySchema>>> {
+  return Object.fromEntries(
+    statuses.map((status) => [status, jsonResponse(errorBodySchema, overrides[status] ?? ERROR_DESCRIPTIONS[status] ?? 'Error.')]),
+  );
+}
+
+/** Errors any route can answer with. */
+export const COMMON_ERRORS = [500, 503] as const;
+/** Errors of any route that reads a JSON body. */
+export const BODY_ERRORS = [400, 413, 415] as const;

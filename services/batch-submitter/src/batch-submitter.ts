@@ -1,0 +1,295 @@
+import { randomUUID } from 'node:crypto';
+import {
+  batchManifestKey,
+  batchPoolOf,
+  consumeLanes,
+  decideAfterFailure,
+  DEFAULT_RETRY_POLICY,
+  dispatchJobs,
+  lanesOf,
+  OrchestratorError,
+  resultKeyFor,
+  transition,
+} from '@orch/core';
+import type {
+  BatchBackend,
+  BatchJobOutcome,
+  BatchPool,
+  BatchTaskManifest,
+  BatchTaskState,
+  BlobStore,
+  Job,
+  JobMessage,
+  JobStore,
+  PoolQueue,
+  QueueTransport,
+  RetryPolicy,
+  Subscription,
+} from '@orch/core';
+import type { Logger } from '@orch/platform/runtime';
+
+export interface BatchSubmitterDeps {
+  store: JobStore;
+  transport: QueueTransport;
+  blobs: BlobStore;
+  backend: BatchBackend;
+  logger: Logger;
+  clock?: () => Date;
+  random?: () => number;
+}
+
+export interface BatchSubmitterOptions {
+  /** Pools served. @default ['ml-jobs', 'batch-jobs'] */
+  pools?: readonly PoolQueue[];
+  /** Jobs per batch task (Azure Batch takes at most 100 tasks per call; we put many jobs in one task). @default 100 */
+  maxJobsPerTask?: number;
+  /** How long the first waiting job waits for others to fill its task. @default 250 */
+  lingerInMs?: number;
+  /** How often running tasks are polled (one list call per pool). @default 1000 */
+  pollIntervalInMs?: number;
+  retryPolicy?: RetryPolicy;
+  /** How long `close` waits for submitted tasks to finish. @default 25000 */
+  drainTimeoutInMs?: number;
+}
+
+export interface BatchSubmitter {
+  /** Stops taking messages, submits what is buffered, waits for running tasks (bounded), then stops polling. */
+  close(): Promise<void>;
+  /** Tasks submitted and not yet finished. */
+  inFlightTasks(): number;
+}
+
+interface Waiting {
+  jobId: string;
+  done: () => void;
+}
+
+interface InFlightTask {
+  pool: BatchPool;
+  jobIds: string[];
+}
+
+/**
+ * Forwards the ml and batch pools to a batch backend (Azure Batch). Messages are grouped into tasks
+ * of up to `maxJobsPerTask` jobs; a group's jobs are marked `running` with the task id, the task is
+ * submitted, then the messages are completed. Running tasks are polled; on completion the task's
+ * manifest decides each job's outcome, and failures follow the retry policy. While a task runs its
+ * jobs' heartbeats are refreshed, so if this process dies the reconciler takes them back.
+ */
+export async function startBatchSubmitter(
+  deps: BatchSubmitterDeps,
+  options: BatchSubmitterOptions = {},
+): Promise<BatchSubmitter> {
+  const clock = deps.clock ?? (() => new Date());
+  const policy = options.retryPolicy ?? DEFAULT_RETRY_POLICY;
+  const maxJobs = options.maxJobsPerTask ?? 100;
+  const lingerInMs = options.lingerInMs ?? 250;
+  const pools = options.pools ?? (['ml-jobs', 'batch-jobs'] as const);
+  const inFlight = new Map<string, InFlightTask>();
+  const buffers = new Map<PoolQueue, { waiting: Waiting[]; timer?: NodeJS.Timeout }>();
+  const flushes = new Set<Promise<void>>();
+  let pollTimer: NodeJS.Timeout | undefined;
+  let polling: Promise<void> = Promise.resolve();
+  let closed = false;
+
+  const flush = (queue: PoolQueue): void => {
+    const buffer = buffers.get(queue);
+    if (!buffer || buffer.waiting.length === 0) return;
+    clearTimeout(buffer.timer);
+    buffer.timer = undefined;
+    const group = buffer.waiting.splice(0, maxJobs);
+    const work = submitGroup(queue, group)
+      .catch((e: unknown) => deps.logger.error({ err: e, queue }, 'batch submission failed'))
+      .finally(() => {
+        for (const w of group) w.done();
+        flushes.delete(work);
+      });
+    flushes.add(work);
+  };
+
+  async function submitGroup(queue: PoolQueue, group: Waiting[]): Promise<void> {
+    const pool = batchPoolOf(queue);
+    if (!pool) throw new TypeError(`${queue} is not a batch pool`);
+    const taskId = `${pool}-${randomUUID()}`;
+    const now = clock();
+    const jobs = await deps.store.getJobs([...new Set(group.map((w) => w.jobId))]);
+    const started: Job[] = [];
+    for (const job of jobs) {
+      if (job.state !== 'queued' && job.state !== 'retrying') continue; // duplicate, cancelled or finished
+      const next = transition(job, 'running', {
+        at: now,
+        patch: { attempts: job.attempts + 1, batchTaskId: taskId, heartbeatAt: now.toISOString(), nextAttemptAt: null },
+      });
+      const stored = await deps.store.updateJob(next, { ifVersion: job.version });
+      if (stored) started.push(stored);
+    }
+    if (started.length === 0) return;
+    const spec = {
+      id: taskId,
+      jobs: started.map((j) => ({
+        jobId: j.id,
+        type: j.type,
+        rows: j.rows,
+        estimatedRuntimeSec: j.estimatedRuntimeSec,
+        data: j.data,
+        attempt: j.attempts,
+      })),
+    };
+    try {
+      await deps.backend.submitTasks(pool, [spec]);
+    } catch (e) {
+      deps.logger.warn({ err: e, taskId, jobs: started.length }, 'task submission failed: jobs go through the retry policy');
+      await failJobs(started.map((j) => j.id), taskId, wrapBackendError(e));
+      return;
+    }
+    inFlight.set(taskId, { pool, jobIds: started.map((j) => j.id) });
+    deps.logger.info({ taskId, pool, jobs: started.length }, 'batch task submitted');
+  }
+
+  async function poll(): Promise<void> {
+    const byPool = new Map<BatchPool, string[]>();
+    for (const [taskId, task] of inFlight) byPool.set(task.pool, [...(byPool.get(task.pool) ?? []), taskId]);
+    for (const [pool, taskIds] of byPool) {
+      const states = await deps.backend.getTaskStates(pool, taskIds);
+      const stillRunning: string[] = [];
+      for (const taskId of taskIds) {
+        const state = states.get(taskId) ?? { state: 'unknown' };
+        if (state.state === 'pending' || state.state === 'running') {
+          stillRunning.push(...(inFlight.get(taskId)?.jobIds ?? []));
+          continue;
+        }
+        await finishTask(taskId, state);
+      }
+      if (stillRunning.length > 0) await deps.store.recordHeartbeat(stillRunning, clock());
+    }
+  }
+
+  async function finishTask(taskId: string, state: BatchTaskState): Promise<void> {
+    const task = inFlight.get(taskId);
+    if (!task) return;
+    const manifest = state.state === 'completed' && state.exitCode === 0 ? await readManifest(taskId) : undefined;
+    const outcomes = new Map<string, BatchJobOutcome>((manifest?.outcomes ?? []).map((o) => [o.jobId, o]));
+    const taskFailure =
+      state.state === 'unknown'
+        ? 'batch task was lost by the backend'
+        : state.state === 'completed' && state.exitCode !== 0
+          ? `batch task exited with code ${state.exitCode}${state.failure ? `: ${state.failure}` : ''}`
+          : 'batch task wrote no outcome for this job';
+    const succeeded: BatchJobOutcome[] = [];
+    const failed: { jobId: string; error: unknown }[] = [];
+    for (const jobId of task.jobIds) {
+      const outcome = outcomes.get(jobId);
+      if (outcome?.status === 'succeeded') succeeded.push(outcome);
+      else if (outcome?.status === 'failed')
+        failed.push({
+          jobId,
+          error: new OrchestratorError('HANDLER_FAILED', outcome.error.message, { retryable: outcome.retryable }),
+        });
+      else failed.push({ jobId, error: new OrchestratorError('HANDLER_FAILED', taskFailure, { retryable: true }) });
+    }
+    await recordSuccesses(taskId, succeeded);
+    for (const { jobId, error } of failed) await failJobs([jobId], taskId, error);
+    inFlight.delete(taskId);
+    deps.logger.info({ taskId, succeeded: succeeded.length, failed: failed.length }, 'batch task finished');
+  }
+
+  async function readManifest(taskId: string): Promise<BatchTaskManifest | undefined> {
+    const bytes = await deps.blobs.downloadBlob(batchManifestKey(taskId));
+    if (!bytes) return undefined;
+    try {
+      return JSON.parse(new TextDecoder().decode(bytes)) as BatchTaskManifest;
+    } catch (e) {
+      deps.logger.warn({ err: e, taskId }, 'unreadable task manifest');
+      return undefined;
+    }
+  }
+
+  async function recordSuccesses(taskId: string, outcomes: BatchJobOutcome[]): Promise<void> {
+    if (outcomes.length === 0) return;
+    const jobs = await deps.store.getJobs(outcomes.map((o) => o.jobId));
+    for (const job of jobs) {
+      if (job.state !== 'running' || job.batchTaskId !== taskId) {
+        // Cancelled or taken back while the task ran: it keeps no result from this task.
+        if (job.state !== 'succeeded') await deps.blobs.deleteBlob(resultKeyFor(job.id));
+        continue;
+      }
+      const done = transition(job, 'succeeded', {
+        at: clock(),
+        patch: { resultKey: resultKeyFor(job.id), error: null, heartbeatAt: null },
+      });
+      await deps.store.updateJob(done, { ifVersion: job.version });
+    }
+  }
+
+  async function failJobs(jobIds: string[], taskId: string, error: unknown): Promise<void> {
+    const now = clock();
+    const retrying: Job[] = [];
+    for (const job of await deps.store.getJobs(jobIds)) {
+      if (job.state !== 'running' || job.batchTaskId !== taskId) continue;
+      const decision = decideAfterFailure(job, error, { policy, now, random: deps.random });
+      const stored = await deps.store.updateJob(decision.job, { ifVersion: job.version });
+      if (stored?.state === 'retrying') retrying.push(stored);
+      else if (stored) deps.logger.error({ jobId: job.id, error: stored.error }, 'batch job failed');
+    }
+    if (retrying.length > 0) {
+      await dispatchJobs(deps.transport, retrying, now);
+      await deps.store.markDispatched(
+        retrying.map((j) => j.id),
+        now,
+      );
+    }
+  }
+
+  const schedulePoll = (): void => {
+    pollTimer = setTimeout(() => {
+      polling = poll()
+        .catch((e: unknown) => deps.logger.warn({ err: e }, 'polling batch tasks failed; will try again'))
+        .finally(() => {
+          if (!closed || inFlight.size > 0) schedulePoll();
+        });
+    }, options.pollIntervalInMs ?? 1000);
+  };
+
+  const subscriptions: Subscription[] = [];
+  for (const queue of pools) {
+    buffers.set(queue, { waiting: [] });
+    subscriptions.push(
+      await consumeLanes<JobMessage>(
+        deps.transport,
+        lanesOf(queue).map((lane) => lane.queue),
+        ({ body }) =>
+          new Promise<void>((resolve) => {
+            const buffer = buffers.get(queue)!;
+            buffer.waiting.push({ jobId: body.jobId, done: resolve });
+            if (buffer.waiting.length >= maxJobs) flush(queue);
+            else buffer.timer ??= setTimeout(() => flush(queue), lingerInMs);
+          }),
+        { concurrency: maxJobs },
+      ),
+    );
+  }
+  schedulePoll();
+
+  return {
+    inFlightTasks: () => inFlight.size,
+    async close() {
+      closed = true;
+      // Submit what is buffered so the subscriptions' in-flight handlers can settle.
+      for (const queue of pools) while ((buffers.get(queue)?.waiting.length ?? 0) > 0) flush(queue);
+      await Promise.all(subscriptions.map((s) => s.close()));
+      await Promise.all([...flushes]);
+      const deadline = Date.now() + (options.drainTimeoutInMs ?? 25_000);
+      while (inFlight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      clearTimeout(pollTimer);
+      await polling;
+      if (inFlight.size > 0) deps.logger.warn({ tasks: inFlight.size }, 'stopped with batch tasks still running: the reconciler will take their jobs back');
+    },
+  };
+}
+
+function wrapBackendError(e: unknown): OrchestratorError {
+  return new OrchestratorError('DEPENDENCY_UNAVAILABLE', `batch backend refused the task: ${e instanceof Error ? e.message : String(e)}`, {
+    retryable: true,
+    cause: e,
+  });
+}

@@ -1,0 +1,21 @@
+import { z } from 'zod';
+import { apiConfigSchema } from '@orch/api';
+import { batchSubmitterConfigSchema } from '@orch/batch-submitter';
+import { parseConfig } from '@orch/platform/runtime';
+import { schedulerConfigSchema } from '@orch/scheduler';
+
+const concurrency = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+/** Everything the services read, plus the per-pool concurrency of the in-process workers. */
+export const embeddedConfigSchema = schedulerConfigSchema
+  .extend(batchSubmitterConfigSchema.shape)
+  .extend(apiConfigSchema.shape)
+  .extend({
+    ACTOR_CONCURRENCY: concurrency(8),
+    SPARK_CONCURRENCY: concurrency(2),
+  });
+
+export type EmbeddedConfig = Readonly<z.output<typeof embeddedConfigSchema>>;
+
+export const loadEmbeddedConfig = (env: Record<string, string | undefined>): EmbeddedConfig =>
+  parseConfig(embeddedConfigSchema, env);

@@ -1,0 +1,2 @@
+export { createLocalBatchBackend } from './local-batch-backend.ts';
+export type { LocalBatchBackendOptions } from './local-batch-backend.ts';

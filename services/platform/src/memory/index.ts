@@ -1,0 +1,2 @@
+export { createMemoryTransport } from './memory-transport.ts';
+export type { MemoryQueueOptions, MemoryTransportOptions } from './memory-transport.ts';

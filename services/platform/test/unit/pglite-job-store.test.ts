@@ -1,0 +1,103 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { PGlite } from '@electric-sql/pglite';
+import type { Job } from '@orch/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPgliteJobStore, createPgliteSqlClient, createPostgresJobStore } from '../../src/postgres/index.ts';
+import { describeJobStoreContract } from '../../src/testing/index.ts';
+
+// PGlite takes ~2 s to start, so the contract shares one in-memory database per file: each test's
+// store is fresh, over the same schema (migrations run again and find nothing to do).
+let db: PGlite;
+beforeAll(async () => {
+  db = await PGlite.create();
+}, 30_000);
+afterAll(async () => {
+  await db.close();
+});
+
+describeJobStoreContract('PGlite (in memory)', () =>
+  createPostgresJobStore({ ...createPgliteSqlClient(db), close: () => Promise.resolve() }),
+);
+
+describe('createPgliteJobStore', () => {
+  let dataDir: string;
+  beforeAll(async () => {
+    dataDir = join(await mkdtemp(join(tmpdir(), 'orch-pglite-')), 'nested', 'db');
+  });
+  afterAll(async () => {
+    await rm(join(dataDir, '..', '..'), { recursive: true, force: true });
+  });
+
+  it('when jobs are written to a dataDir and the store is reopened, then they read back unchanged', async () => {
+    const jobs = Array.from({ length: 3 }, (_, i) => job({ rows: i }));
+    const first = await createPgliteJobStore({ dataDir });
+    await first.createJobs(jobs);
+    const updated = await first.updateJob({ ...jobs[0]!, state: 'queued' }, { ifVersion: 1 });
+    await first.close();
+
+    const second = await createPgliteJobStore({ dataDir });
+    try {
+      const read = await second.getJobs(jobs.map((j) => j.id));
+      expect(read.sort((a, b) => a.rows - b.rows)).toStrictEqual([updated, jobs[1], jobs[2]]);
+    } finally {
+      await second.close();
+    }
+  }, 60_000);
+
+  it('when closed, then ping and queries fail with a retryable DEPENDENCY_UNAVAILABLE', async () => {
+    const store = await createPgliteJobStore();
+    await store.close();
+    await store.close(); // idempotent
+    await expect(store.ping()).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE', retryable: true });
+    await expect(store.getJob('x')).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE', retryable: true });
+  }, 30_000);
+});
+
+describe('PostgresJobStore on PGlite: speed', () => {
+  it('creates 1,000 jobs and runs conditional updates quickly', async () => {
+    const store = await createPostgresJobStore({ ...createPgliteSqlClient(db), close: () => Promise.resolve() });
+    const jobs = Array.from({ length: 1000 }, () => job());
+
+    let started = performance.now();
+    await store.createJobs(jobs);
+    const createInMs = performance.now() - started;
+
+    started = performance.now();
+    for (const j of jobs.slice(0, 200)) await store.updateJob({ ...j, state: 'queued' }, { ifVersion: j.version });
+    const updateInMs = (performance.now() - started) / 200;
+
+    console.info(`PGlite: createJobs(1000) ${createInMs.toFixed(0)} ms, updateJob ${updateInMs.toFixed(2)} ms each`);
+    expect(createInMs).toBeLessThan(5000);
+    expect(updateInMs).toBeLessThan(50);
+  }, 30_000);
+});
+
+function job(overrides: Partial<Job> = {}): Job {
+  const at = new Date().toISOString();
+  return {
+    id: randomUUID(),
+    state: 'submitted',
+    version: 1,
+    priority: 'normal',
+    rows: 1000,
+    estimatedRuntimeSec: 10,
+    latencySensitive: false,
+    type: 'synthetic',
+    data: { n: 1 },
+    decision: null,
+    attempts: 0,
+    maxAttempts: 3,
+    error: null,
+    resultKey: null,
+    batchTaskId: null,
+    createdAt: at,
+    updatedAt: at,
+    heartbeatAt: null,
+    nextAttemptAt: null,
+    history: [{ status: 'submitted', at }],
+    ...overrides,
+  };
+}

@@ -1,0 +1,161 @@
+import {
+  consumeLanes,
+  decideAfterFailure,
+  DEFAULT_RETRY_POLICY,
+  describeError,
+  dispatchJobs,
+  lanesOf,
+  OrchestratorError,
+  resultKeyFor,
+  transition,
+} from '@orch/core';
+import type {
+  BlobStore,
+  HandlerRegistry,
+  Job,
+  JobMessage,
+  JobStore,
+  MessageHandler,
+  PoolQueue,
+  QueueTransport,
+  RetryPolicy,
+  Subscription,
+} from '@orch/core';
+import type { Logger } from '@orch/platform/runtime';
+import { executeHandler } from './execute.ts';
+
+export interface WorkerDeps {
+  store: JobStore;
+  transport: QueueTransport;
+  blobs: BlobStore;
+  handlers: HandlerRegistry;
+  logger: Logger;
+  clock?: () => Date;
+  random?: () => number;
+}
+
+export interface WorkerOptions {
+  pool: PoolQueue;
+  /** Jobs run at once. @default 4 */
+  concurrency?: number;
+  /** @default 300000 */
+  jobTimeoutInMs?: number;
+  /** How often a running job's heartbeat is recorded (and cancellation noticed). @default 5000 */
+  heartbeatIntervalInMs?: number;
+  retryPolicy?: RetryPolicy;
+  /** @default 0 */
+  simulatedDurationFactor?: number;
+}
+
+/**
+ * Handles one pool message. The job starts only through a compare-and-set from `queued`/`retrying`
+ * to `running`, so a duplicate or late message never runs a job twice or runs a cancelled one. The
+ * result blob is written before the job is marked `succeeded`; a failure goes through the retry
+ * policy: a delayed message for the next attempt, or `failed` and the message dead-lettered.
+ */
+export function createRunJob(deps: WorkerDeps, options: WorkerOptions): MessageHandler<JobMessage> {
+  const clock = deps.clock ?? (() => new Date());
+  const policy = options.retryPolicy ?? DEFAULT_RETRY_POLICY;
+  const heartbeatIntervalInMs = options.heartbeatIntervalInMs ?? 5_000;
+
+  return async ({ body }, lockSignal) => {
+    const job = await deps.store.getJob(body.jobId);
+    if (!job) {
+      deps.logger.warn({ jobId: body.jobId }, 'message for an unknown job: dropped');
+      return;
+    }
+    if (job.state !== 'queued' && job.state !== 'retrying') {
+      deps.logger.debug({ jobId: job.id, state: job.state }, 'job not runnable: duplicate or stale message dropped');
+      return;
+    }
+    const log = deps.logger.child({ jobId: job.id, pool: options.pool });
+    const started = transition(job, 'running', {
+      at: clock(),
+      patch: { attempts: job.attempts + 1, heartbeatAt: clock().toISOString(), nextAttemptAt: null },
+    });
+    const running = await deps.store.updateJob(started, { ifVersion: job.version });
+    if (!running) return; // another delivery started it, or it was cancelled meanwhile
+    log.info({ attempt: running.attempts }, 'job started');
+
+    const cancel = new AbortController();
+    const heartbeat = setInterval(() => {
+      deps.store
+        .recordHeartbeat([running.id], clock())
+        .then((gone) => {
+          if (gone.length > 0) cancel.abort(new OrchestratorError('INVALID_TRANSITION', 'job is no longer running'));
+        })
+        .catch((e: unknown) => log.warn({ err: e }, 'heartbeat failed'));
+    }, heartbeatIntervalInMs);
+
+    try {
+      const result = await executeHandler(
+        running.type,
+        {
+          jobId: running.id,
+          rows: running.rows,
+          estimatedRuntimeSec: running.estimatedRuntimeSec,
+          data: running.data,
+          attempt: running.attempts,
+        },
+        {
+          handlers: deps.handlers,
+          signal: AbortSignal.any([cancel.signal, lockSignal]),
+          timeoutInMs: options.jobTimeoutInMs ?? 300_000,
+          simulatedDurationFactor: options.simulatedDurationFactor ?? 0,
+        },
+      );
+      clearInterval(heartbeat);
+      await complete(running, result, log);
+    } catch (e) {
+      clearInterval(heartbeat);
+      if (cancel.signal.aborted) {
+        log.info('job stopped: it was cancelled or taken over while running');
+        return;
+      }
+      await fail(running, e, log);
+    }
+  };
+
+  async function complete(job: Job, result: Record<string, unknown>, log: Logger): Promise<void> {
+    const key = resultKeyFor(job.id);
+    await deps.blobs.uploadBlob(key, JSON.stringify(result), { contentType: 'application/json' });
+    const done = transition(job, 'succeeded', {
+      at: clock(),
+      patch: { resultKey: key, error: null, heartbeatAt: null },
+    });
+    if (await deps.store.updateJob(done, { ifVersion: job.version })) {
+      log.info({ resultKey: key }, 'job succeeded');
+      return;
+    }
+    // Cancelled (or expired) while finishing: a job that did not succeed keeps no result.
+    const current = await deps.store.getJob(job.id);
+    if (current?.state !== 'succeeded') await deps.blobs.deleteBlob(key);
+    log.info({ state: current?.state }, 'job finished but was no longer running: result discarded');
+  }
+
+  async function fail(job: Job, error: unknown, log: Logger): Promise<void> {
+    const decision = decideAfterFailure(job, error, { policy, now: clock(), random: deps.random });
+    const stored = await deps.store.updateJob(decision.job, { ifVersion: job.version });
+    if (!stored) return;
+    if (decision.kind === 'retry') {
+      const now = clock();
+      await dispatchJobs(deps.transport, [stored], now);
+      await deps.store.markDispatched([job.id], now);
+      log.warn({ err: describeError(error), attempt: job.attempts, delayInMs: decision.delayInMs }, 'job failed: will retry');
+      return;
+    }
+    log.error({ err: describeError(error), attempts: job.attempts }, 'job failed');
+    // The failure is recorded; dead-letter the message so operators see it in the pool's dead-letter queue.
+    throw new OrchestratorError('HANDLER_FAILED', `job ${job.id} failed after ${job.attempts} attempt(s): ${describeError(error)}`);
+  }
+}
+
+/** Consumes a pool's lanes, high first. */
+export function startWorker(deps: WorkerDeps, options: WorkerOptions): Promise<Subscription> {
+  return consumeLanes(
+    deps.transport,
+    lanesOf(options.pool).map((lane) => lane.queue),
+    createRunJob(deps, options),
+    { concurrency: options.concurrency ?? 4 },
+  );
+}
