@@ -20,7 +20,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['services/core/**'],
+    files: ['services/core/src/**'],
     rules: {
       'no-restricted-imports': [
         'error',

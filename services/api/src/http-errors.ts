@@ -116,7 +116,12 @@ export function toErrorResponse(error: unknown, options: ErrorMappingOptions): E
 }
 
 /** Sends `error` as a JSON error response, logging server-side failures with their real cause. */
-export function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply, options: ErrorMappingOptions): FastifyReply {
+export function sendError(
+  error: unknown,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  options: ErrorMappingOptions,
+): FastifyReply {
   const { statusCode, body } = toErrorResponse(error, options);
   if (statusCode >= 500) {
     request.log.error({ err: error, statusCode, code: body.code }, 'request failed');

@@ -1,5 +1,6 @@
 import {
   INGEST_QUEUE,
+  MAX_BATCH_SIZE,
   OrchestratorError,
   batchSubmissionSchema,
   isTerminal,
@@ -46,9 +47,15 @@ export function registerJobRoutes(app: ZodApp, ctx: RouteContext): void {
    * not fail the request: the jobs are accepted and stay `submitted`, and the reconciler publishes
    * every job never marked dispatched.
    */
-  async function accept(submissions: readonly JobSubmission[], log: FastifyBaseLogger, asBatch: boolean): Promise<string[]> {
+  async function accept(
+    submissions: readonly JobSubmission[],
+    log: FastifyBaseLogger,
+    asBatch: boolean,
+  ): Promise<string[]> {
     const now = ctx.clock();
-    const jobs = submissions.map((submission) => newJob(submission, { id: ctx.newId(), now, maxAttempts: ctx.maxAttempts }));
+    const jobs = submissions.map((submission) =>
+      newJob(submission, { id: ctx.newId(), now, maxAttempts: ctx.maxAttempts }),
+    );
     await store.createJobs(jobs);
     const ids = jobs.map((job) => job.id);
     // Message ids follow core's convention, so a broker with duplicate detection drops a
@@ -61,7 +68,10 @@ export function registerJobRoutes(app: ZodApp, ctx: RouteContext): void {
         for (const { body, messageId } of messages) await transport.send<JobMessage>(INGEST_QUEUE, body, { messageId });
       }
     } catch (e) {
-      log.warn({ err: e, jobIds: ids }, 'accepted jobs not published; they stay submitted until the reconciler publishes them');
+      log.warn(
+        { err: e, jobIds: ids },
+        'accepted jobs not published; they stay submitted until the reconciler publishes them',
+      );
       return ids;
     }
     try {
@@ -82,7 +92,10 @@ export function registerJobRoutes(app: ZodApp, ctx: RouteContext): void {
   const submitSchema = {
     tags: ['jobs'],
     body: jobSubmissionSchema,
-    response: { 202: jsonResponse(acceptedSchema, 'Accepted; `Location` points at the job.'), ...errorResponses([...BODY_ERRORS, ...COMMON_ERRORS]) },
+    response: {
+      202: jsonResponse(acceptedSchema, 'Accepted; `Location` points at the job.'),
+      ...errorResponses([...BODY_ERRORS, ...COMMON_ERRORS]),
+    },
   };
   const submitDescription =
     'Accepts one job. Every field is optional (an absent body means all defaults); an explicit null, a wrong type, ' +
@@ -92,7 +105,11 @@ export function registerJobRoutes(app: ZodApp, ctx: RouteContext): void {
     app.post(
       url,
       {
-        schema: { ...submitSchema, summary: url === '/jobs' ? 'Submit a job' : 'Submit a job (the original contract)', description: submitDescription },
+        schema: {
+          ...submitSchema,
+          summary: url === '/jobs' ? 'Submit a job' : 'Submit a job (the original contract)',
+          description: submitDescription,
+        },
         preValidation: defaultAbsentBody,
       },
       async (request, reply) => {
@@ -110,9 +127,12 @@ export function registerJobRoutes(app: ZodApp, ctx: RouteContext): void {
       schema: {
         tags: ['jobs'],
         summary: 'Submit many jobs at once',
-        description: 'Accepts 1 to 1000 jobs. All are validated first: if any is invalid, none is created.',
+        description: `Accepts 1 to ${MAX_BATCH_SIZE} jobs. All are validated first: if any is invalid, none is created.`,
         body: batchSubmissionSchema,
-        response: { 202: jsonResponse(batchAcceptedSchema, 'Accepted.'), ...errorResponses([...BODY_ERRORS, ...COMMON_ERRORS]) },
+        response: {
+          202: jsonResponse(batchAcceptedSchema, 'Accepted.'),
+          ...errorResponses([...BODY_ERRORS, ...COMMON_ERRORS]),
+        },
       },
     },
     async (request, reply) => {
@@ -130,7 +150,12 @@ export function registerJobRoutes(app: ZodApp, ctx: RouteContext): void {
         summary: 'List jobs',
         description: 'Newest first, optionally filtered by status and queue; follow `next_cursor` for more.',
         querystring: listJobsQuerySchema,
-        response: { 200: jsonResponse(jobPageSchema, 'A page of jobs.'), ...errorResponses([400, ...COMMON_ERRORS], { 400: 'VALIDATION_FAILED: a bad status, queue, limit or cursor.' }) },
+        response: {
+          200: jsonResponse(jobPageSchema, 'A page of jobs.'),
+          ...errorResponses([400, ...COMMON_ERRORS], {
+            400: 'VALIDATION_FAILED: a bad status, queue, limit or cursor.',
+          }),
+        },
       },
     },
     async (request) => {
@@ -215,9 +240,13 @@ export function registerJobRoutes(app: ZodApp, ctx: RouteContext): void {
       for (let attempt = 1; attempt <= CANCEL_ATTEMPTS; attempt++) {
         const job = await getJobOrThrow(id);
         if (isTerminal(job.state)) {
-          throw new OrchestratorError('INVALID_TRANSITION', `job ${id} is already ${job.state} and cannot be cancelled`, {
-            details: { status: job.state },
-          });
+          throw new OrchestratorError(
+            'INVALID_TRANSITION',
+            `job ${id} is already ${job.state} and cannot be cancelled`,
+            {
+              details: { status: job.state },
+            },
+          );
         }
         const next = transition(job, 'cancelled', { at: ctx.clock(), note: 'cancelled by request' });
         const stored = await store.updateJob(next, { ifVersion: job.version });

@@ -13,7 +13,10 @@ type CheckState = 'ok' | 'failed';
 async function check(name: string, probe: () => Promise<unknown>, log: FastifyBaseLogger): Promise<CheckState> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${name} check timed out after ${READINESS_CHECK_TIMEOUT_IN_MS} ms`)), READINESS_CHECK_TIMEOUT_IN_MS);
+    timer = setTimeout(
+      () => reject(new Error(`${name} check timed out after ${READINESS_CHECK_TIMEOUT_IN_MS} ms`)),
+      READINESS_CHECK_TIMEOUT_IN_MS,
+    );
   });
   try {
     await Promise.race([probe(), timeout]);
@@ -45,7 +48,8 @@ export function registerOpsRoutes(app: ZodApp, ctx: RouteContext): void {
       schema: {
         tags: ['operations'],
         summary: 'Queue depths',
-        description: 'Active, scheduled and dead-lettered messages of the ingest queue and of each pool (summed over its lanes).',
+        description:
+          'Active, scheduled and dead-lettered messages of the ingest queue and of each pool (summed over its lanes).',
         response: { 200: jsonResponse(queuesStatusSchema, 'Depth of every queue.'), ...errorResponses(COMMON_ERRORS) },
       },
     },

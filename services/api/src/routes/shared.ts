@@ -1,5 +1,11 @@
 import type { BlobStore, HandlerRegistry, JobStore, QueueTransport } from '@orch/core';
-import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
+import type {
+  FastifyBaseLogger,
+  FastifyInstance,
+  RawReplyDefaultExpression,
+  RawRequestDefaultExpression,
+  RawServerDefault,
+} from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { errorBodySchema, jsonResponse } from '../wire.ts';
 
@@ -43,7 +49,10 @@ export function errorResponses(
   overrides: Readonly<Record<number, string>> = {},
 ): Record<number, ReturnType<typeof jsonResponse<typeof errorBodySchema>>> {
   return Object.fromEntries(
-    statuses.map((status) => [status, jsonResponse(errorBodySchema, overrides[status] ?? ERROR_DESCRIPTIONS[status] ?? 'Error.')]),
+    statuses.map((status) => [
+      status,
+      jsonResponse(errorBodySchema, overrides[status] ?? ERROR_DESCRIPTIONS[status] ?? 'Error.'),
+    ]),
   );
 }
 

@@ -7,6 +7,7 @@ import { createFsBlobStore } from '@orch/platform/fs-blob';
 import { createMemoryTransport } from '@orch/platform/memory';
 import { createPgliteJobStore } from '@orch/platform/postgres';
 import { createLogger } from '@orch/platform/runtime';
+import type { Logger } from '@orch/platform/runtime';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp } from '../../src/index.ts';
 import type { ApiDeps, ApiOptions } from '../../src/index.ts';
@@ -87,12 +88,48 @@ export const json = (response: LightMyRequestResponse): Record<string, unknown> 
 
 /** POSTs `body` as JSON. */
 export function postJson(app: FastifyInstance, url: string, body: unknown): Promise<LightMyRequestResponse> {
-  return app.inject({ method: 'POST', url, payload: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+  return app.inject({
+    method: 'POST',
+    url,
+    payload: JSON.stringify(body),
+    headers: { 'content-type': 'application/json' },
+  });
 }
 
 export async function totalJobs(store: JobStore): Promise<number> {
   const counts = await store.countByState();
   return Object.values(counts).reduce((a, b) => a + b, 0);
+}
+
+/** Whether the store recorded the job's message as sent (the reconciler skips it then). */
+export async function isMarkedDispatched(store: JobStore, id: string): Promise<boolean> {
+  const pending = await store.findJobsToRecover({
+    undispatchedBefore: new Date(Date.now() + 3_600_000),
+    heartbeatBefore: new Date(0),
+    limit: 10_000,
+  });
+  return !pending.some((job) => job.id === id);
+}
+
+export interface LogEntry {
+  level: string;
+  args: unknown[];
+}
+
+/** A logger that records what it is given, to check what reaches the logs (and what does not). */
+export function createRecordingLogger(): { logger: Logger; entries: LogEntry[] } {
+  const entries: LogEntry[] = [];
+  const make = (): Record<string, unknown> => {
+    const logger: Record<string, unknown> = { level: 'trace' };
+    for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) {
+      logger[level] = (...args: unknown[]) => {
+        entries.push({ level, args });
+      };
+    }
+    logger['child'] = () => make();
+    return logger;
+  };
+  return { logger: make() as unknown as Logger, entries };
 }
 
 export async function ingestDepth(transport: QueueTransport): Promise<number> {

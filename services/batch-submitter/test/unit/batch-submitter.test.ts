@@ -61,12 +61,14 @@ class ScriptedBackend implements BatchBackend {
     }
   }
 
-  async getTaskStates(_pool: BatchPool, ids: readonly string[]): Promise<Map<string, BatchTaskState>> {
+  getTaskStates(_pool: BatchPool, ids: readonly string[]): Promise<Map<string, BatchTaskState>> {
     this.calls.states++;
-    return new Map(ids.map((id) => [id, this.outcome.get(id) ?? { state: 'unknown' }]));
+    return Promise.resolve(new Map(ids.map((id) => [id, this.outcome.get(id) ?? { state: 'unknown' }])));
   }
 
-  async close(): Promise<void> {}
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
 }
 
 const logger = pino({ level: 'silent' });

@@ -10,7 +10,13 @@ export interface ConsumeLanesOptions extends ConsumeOptions {
  * Consumes several queues as one pool of `concurrency` slots, always giving a free slot to a message
  * of the earliest lane that has one waiting. Each lane but the last receives up to twice the
  * concurrency, so a slot that frees finds an urgent message already in hand. Messages waiting for a
- * slot keep their locks renewed like any in-flight message.
+ * slot keep their locks renewed like any in-flight message. Priority is strict up to that slack: a
+ * high message redelivered after a failure may find its freed slot already given to a waiting
+ * standard one.
+ *
+ * `close` lets running handlers finish and hands back the messages still waiting for a slot
+ * (abandoned: redelivered elsewhere, at the cost of one delivery count), so a drain takes no
+ * longer than the longest running job.
  */
 export async function consumeLanes<T>(
   transport: QueueTransport,

@@ -16,27 +16,34 @@ export class PriorityGate {
 
   /** Resolves with a release function once a permit is granted to this class. */
   acquire(classIndex: number, signal?: AbortSignal): Promise<() => void> {
+    const queue = this.waiting[classIndex];
+    if (!queue) return Promise.reject(new RangeError(`no priority class ${classIndex}`));
     if (this.closed) return Promise.reject(closingError());
+    if (signal?.aborted) return Promise.reject(asError(signal.reason));
     if (this.available > 0) {
       this.available--;
       return Promise.resolve(this.releaser());
     }
-    const queue = this.waiting[classIndex];
-    if (!queue) return Promise.reject(new RangeError(`no priority class ${classIndex}`));
     return new Promise((resolve, reject) => {
-      const waiter = { resolve, reject };
-      queue.push(waiter);
-      signal?.addEventListener(
-        'abort',
-        () => {
-          const at = queue.indexOf(waiter);
-          if (at >= 0) {
-            queue.splice(at, 1);
-            reject(signal.reason);
-          }
+      const onAbort = (): void => {
+        const at = queue.indexOf(waiter);
+        if (at >= 0) {
+          queue.splice(at, 1);
+          reject(asError(signal?.reason));
+        }
+      };
+      const waiter = {
+        resolve: (release: () => void) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(release);
         },
-        { once: true },
-      );
+        reject: (e: unknown) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(asError(e));
+        },
+      };
+      queue.push(waiter);
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 
@@ -59,6 +66,8 @@ export class PriorityGate {
     };
   }
 }
+
+const asError = (reason: unknown): Error => (reason instanceof Error ? reason : new Error(String(reason)));
 
 const closingError = (): OrchestratorError =>
   new OrchestratorError('DEPENDENCY_UNAVAILABLE', 'consumer is shutting down', { retryable: true });

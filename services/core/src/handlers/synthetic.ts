@@ -98,11 +98,13 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     }, ms);
     const onAbort = (): void => {
       clearTimeout(timer);
-      reject(signal.reason);
+      reject(asError(signal.reason));
     };
     signal.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+const asError = (reason: unknown): Error => (reason instanceof Error ? reason : new Error(String(reason)));
 
 export async function runSynthetic(input: HandlerInput, context: HandlerContext): Promise<Record<string, unknown>> {
   const failFirst = input.data['fail_first_attempts'];

@@ -48,10 +48,14 @@ export interface ValidationIssue {
 }
 
 export function toValidationIssues(error: z.ZodError): ValidationIssue[] {
-  return error.issues.map((issue) => ({
-    path: issue.path.map(String).join('.') || '(body)',
-    message: issue.message,
-  }));
+  return error.issues.flatMap((issue) => {
+    const at = issue.path.map(String);
+    // Name each unknown field at its own path, so a typo is pointed at directly.
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => ({ path: [...at, key].join('.'), message: 'unknown field' }));
+    }
+    return [{ path: at.join('.') || '(body)', message: issue.message }];
+  });
 }
 
 /**
@@ -59,7 +63,8 @@ export function toValidationIssues(error: z.ZodError): ValidationIssue[] {
  * `knownTypes` is the handler registry's names: an unknown `type` is a validation failure.
  */
 export function parseSubmission(input: unknown, knownTypes: ReadonlySet<string>): JobSubmission {
-  const parsed = jobSubmissionSchema.safeParse(input ?? {});
+  // An absent body means every default; an explicit `null` body is rejected like any non-object.
+  const parsed = jobSubmissionSchema.safeParse(input === undefined ? {} : input);
   if (!parsed.success) throw validationError(toValidationIssues(parsed.error));
   checkTypes([parsed.data], knownTypes, '');
   return parsed.data;

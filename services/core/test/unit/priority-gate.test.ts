@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-// eslint-disable-next-line no-restricted-imports -- the ban on @orch/* is meant for core's src, not its tests
 import { PriorityGate, isOrchestratorError } from '@orch/core';
 
 /** Lets queued promise callbacks run, so a test can tell a pending promise from a settled one. */

@@ -40,12 +40,13 @@ describe('job submission', () => {
     [{ type: null }, 'type'],
     [{ data: [] }, 'data'],
     [{ data: null }, 'data'],
-    [{ prority: 'high' }, '(body)'],
+    [{ prority: 'high' }, 'prority'],
   ])('rejects %j naming %s', (body, path) => {
     expect(issuesOf(() => parseSubmission(body, types)).map((i) => i.path)).toContain(path);
   });
 
-  it('rejects a non-object body', () => {
+  it('rejects a non-object body, including an explicit null', () => {
+    expect(() => parseSubmission(null, types)).toThrow();
     expect(() => parseSubmission([1, 2], types)).toThrow(/expected object/i);
     expect(() => parseSubmission('x', types)).toThrow();
   });

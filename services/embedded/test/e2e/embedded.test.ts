@@ -120,21 +120,23 @@ describe('embedded system, as a separate process over HTTP', () => {
       accepted.push(...((await res.json()) as { job_ids: string[] }).job_ids);
     }
     // Kill once some work is done and some is not.
-    await eventually(
+    const doneBeforeKill = await eventually(
       async () => {
         const res = await fetch(`${first.url}/jobs?status=succeeded&limit=500`);
         const page = (await res.json()) as { jobs: unknown[] };
-        return page.jobs.length >= 5 ? true : undefined;
+        return page.jobs.length >= 5 ? page.jobs.length : undefined;
       },
       60_000,
       'some jobs to succeed',
     );
     first.child.kill('SIGKILL');
     await first.exited;
+    expect(doneBeforeKill).toBeLessThan(accepted.length);
 
     const second = await startSystem(env);
     systems.push(second);
     const views = await waitTerminal(second.url, accepted, 90_000);
+    expect(second.output()).toContain('recovered unfinished jobs from the previous run');
     expect(views.filter((v) => v.status !== 'succeeded')).toEqual([]);
     for (const view of views) await expectVerifiedResult(second.url, view);
     const resultFiles = await readdir(path.join(dataDir, 'blobs', 'results'));

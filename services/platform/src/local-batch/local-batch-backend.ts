@@ -131,6 +131,9 @@ export function createLocalBatchBackend(options: LocalBatchBackendOptions): Batc
     record.exitCode = exitCode;
     record.failure = failure;
     record.completedAt = Date.now();
+    // A grandchild may still hold the pipes open; let go of them so they keep nothing alive here.
+    record.child?.stdout?.destroy();
+    record.child?.stderr?.destroy();
     record.child = undefined;
     completed.set(record, true);
     const fields = { taskId: record.id, pool: record.pool, exitCode };
@@ -204,7 +207,7 @@ export function createLocalBatchBackend(options: LocalBatchBackendOptions): Batc
       complete(record, exitCode, failure);
     };
 
-    child.once('error', (e) => {
+    child.on('error', (e) => {
       if (child.pid === undefined) complete(record, -1, `could not start the task: ${describeError(e)}`);
       else log?.warn({ err: e }, 'batch task child process error');
     });

@@ -64,7 +64,7 @@ describe('worker', () => {
     expect(done.attempts).toBe(1);
     expect(done.resultKey).toBe(resultKeyFor(job.id));
     expect(done.history.map((h) => h.status)).toEqual(['submitted', 'queued', 'running', 'succeeded']);
-    const stored = JSON.parse(new TextDecoder().decode(await blobs.downloadBlob(resultKeyFor(job.id))));
+    const stored = JSON.parse(new TextDecoder().decode(await blobs.downloadBlob(resultKeyFor(job.id)))) as unknown;
     expect(stored).toMatchObject(computeSyntheticAggregates(job.id, 12_345));
   });
 

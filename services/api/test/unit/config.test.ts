@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { isOrchestratorError } from '@orch/core';
+import { apiConfigSchema, loadApiConfig } from '../../src/index.ts';
+
+describe('loadApiConfig', () => {
+  it('applies the defaults', () => {
+    expect(loadApiConfig({})).toEqual({ PORT: 8000, HOST: '127.0.0.1', LOG_LEVEL: 'info', JOB_MAX_ATTEMPTS: 3 });
+  });
+
+  it('parses the environment and ignores unrelated keys', () => {
+    const config = loadApiConfig({
+      PORT: '9000',
+      HOST: '0.0.0.0',
+      LOG_LEVEL: 'debug',
+      JOB_MAX_ATTEMPTS: '5',
+      PATH: '/usr/bin',
+    });
+    expect(config).toEqual({ PORT: 9000, HOST: '0.0.0.0', LOG_LEVEL: 'debug', JOB_MAX_ATTEMPTS: 5 });
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('treats empty values as unset', () => {
+    expect(loadApiConfig({ PORT: '', JOB_MAX_ATTEMPTS: '' })).toMatchObject({ PORT: 8000, JOB_MAX_ATTEMPTS: 3 });
+  });
+
+  it('throws CONFIG_INVALID naming every bad key', () => {
+    let thrown: unknown;
+    try {
+      loadApiConfig({ PORT: '70000', LOG_LEVEL: 'loud', JOB_MAX_ATTEMPTS: '0' });
+    } catch (e) {
+      thrown = e;
+    }
+    expect(isOrchestratorError(thrown) && thrown.code).toBe('CONFIG_INVALID');
+    const message = (thrown as Error).message;
+    for (const key of ['PORT', 'LOG_LEVEL', 'JOB_MAX_ATTEMPTS']) expect(message).toContain(key);
+  });
+
+  it.each([
+    ['PORT', 'abc'],
+    ['PORT', '-1'],
+    ['PORT', '80.5'],
+    ['JOB_MAX_ATTEMPTS', 'many'],
+  ])('rejects %s=%s', (key, value) => {
+    expect(() => loadApiConfig({ [key]: value })).toThrow(key);
+  });
+
+  it('exposes a schema an all-in-one entrypoint can merge with its own keys', () => {
+    const merged = z.object({ ...apiConfigSchema.shape, OTHER: z.string().default('x') });
+    expect(merged.parse({ PORT: '1234' })).toEqual({
+      PORT: 1234,
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      JOB_MAX_ATTEMPTS: 3,
+      OTHER: 'x',
+    });
+  });
+});
