@@ -2,11 +2,13 @@ import { randomUUID } from 'node:crypto';
 import {
   batchManifestKey,
   batchPoolOf,
+  batchSpecKey,
   consumeLanes,
   decideAfterFailure,
   DEFAULT_RETRY_POLICY,
   dispatchJobs,
   lanesOf,
+  MAX_INLINE_TASK_SPEC_BYTES,
   OrchestratorError,
   resultKeyFor,
   transition,
@@ -16,6 +18,7 @@ import type {
   BatchJobOutcome,
   BatchPool,
   BatchTaskManifest,
+  BatchTaskSpec,
   BatchTaskState,
   BlobStore,
   Job,
@@ -124,7 +127,7 @@ export async function startBatchSubmitter(
       if (stored) started.push(stored);
     }
     if (started.length === 0) return;
-    const spec = {
+    const spec: BatchTaskSpec = {
       id: taskId,
       jobs: started.map((j) => ({
         jobId: j.id,
@@ -136,7 +139,7 @@ export async function startBatchSubmitter(
       })),
     };
     try {
-      await deps.backend.submitTasks(pool, [spec]);
+      await deps.backend.submitTasks(pool, [await claimCheck(spec)]);
     } catch (e) {
       deps.logger.warn({ err: e, taskId, jobs: started.length }, 'task submission failed: jobs go through the retry policy');
       await failJobs(started.map((j) => j.id), taskId, wrapBackendError(e));
@@ -144,6 +147,15 @@ export async function startBatchSubmitter(
     }
     inFlight.set(taskId, { pool, jobIds: started.map((j) => j.id) });
     deps.logger.info({ taskId, pool, jobs: started.length }, 'batch task submitted');
+  }
+
+  /** Large specs travel as a blob: the task carries only its key. */
+  async function claimCheck(spec: BatchTaskSpec): Promise<BatchTaskSpec> {
+    const json = JSON.stringify(spec);
+    if (Buffer.byteLength(json) <= MAX_INLINE_TASK_SPEC_BYTES) return spec;
+    const specKey = batchSpecKey(spec.id);
+    await deps.blobs.uploadBlob(specKey, json, { contentType: 'application/json' });
+    return { id: spec.id, jobs: [], specKey };
   }
 
   async function poll(): Promise<void> {

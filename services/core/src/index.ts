@@ -58,7 +58,15 @@ export type {
 export type { JobPage, JobQuery, JobStore, RecoveryQuery } from './ports/job-store.ts';
 export { assertValidBlobKey } from './ports/blob-store.ts';
 export type { BlobStore } from './ports/blob-store.ts';
-export { TASK_SPEC_ENV, batchManifestKey, batchPoolOf } from './ports/batch-backend.ts';
+export {
+  MAX_INLINE_TASK_SPEC_BYTES,
+  TASK_ID_ENV,
+  TASK_POOL_ENV,
+  TASK_SPEC_ENV,
+  batchManifestKey,
+  batchPoolOf,
+  batchSpecKey,
+} from './ports/batch-backend.ts';
 export type {
   BatchBackend,
   BatchJobOutcome,

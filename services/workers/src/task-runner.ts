@@ -26,13 +26,23 @@ const config = parseConfig(
   process.env,
 );
 const logger = createLogger({ service: 'task-runner', level: config.LOG_LEVEL, pretty: false });
-const spec = JSON.parse(process.env[TASK_SPEC_ENV] ?? 'null') as BatchTaskSpec | null;
-if (!spec || !Array.isArray(spec.jobs)) {
-  logger.fatal(`${TASK_SPEC_ENV} is missing or not a task spec`);
-  process.exit(2);
+const blobs = await createBlobStore(config);
+const spec = await readSpec();
+
+/** The spec comes inline, or as a claim check to a blob when it was too large for the environment. */
+async function readSpec(): Promise<BatchTaskSpec> {
+  let spec = JSON.parse(process.env[TASK_SPEC_ENV] ?? 'null') as BatchTaskSpec | null;
+  if (spec?.specKey) {
+    const bytes = await blobs.downloadBlob(spec.specKey);
+    spec = bytes ? (JSON.parse(new TextDecoder().decode(bytes)) as BatchTaskSpec) : null;
+  }
+  if (!spec || typeof spec.id !== 'string' || !Array.isArray(spec.jobs)) {
+    logger.fatal(`${TASK_SPEC_ENV} is missing or does not hold a task spec`);
+    process.exit(2);
+  }
+  return spec;
 }
 
-const blobs = await createBlobStore(config);
 const handlers = createHandlerRegistry();
 const outcomes: BatchJobOutcome[] = [];
 

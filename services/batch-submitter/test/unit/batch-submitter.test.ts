@@ -28,6 +28,7 @@ class ScriptedBackend implements BatchBackend {
   readonly kind = 'scripted';
   readonly submitted: { pool: BatchPool; spec: BatchTaskSpec }[] = [];
   readonly calls = { submit: 0, states: 0 };
+  readonly inline: boolean[] = [];
   failNextTasks = 0;
   forgetNextTasks = 0;
   private readonly outcome = new Map<string, BatchTaskState>();
@@ -38,8 +39,10 @@ class ScriptedBackend implements BatchBackend {
 
   async submitTasks(pool: BatchPool, tasks: readonly BatchTaskSpec[]): Promise<void> {
     this.calls.submit++;
-    for (const spec of tasks) {
+    for (const submitted of tasks) {
+      const spec = submitted.specKey ? await this.readSpec(submitted.specKey) : submitted;
       this.submitted.push({ pool, spec });
+      this.inline.push(!submitted.specKey);
       if (this.forgetNextTasks > 0) {
         this.forgetNextTasks--;
         continue;
@@ -59,6 +62,11 @@ class ScriptedBackend implements BatchBackend {
       );
       this.outcome.set(spec.id, { state: 'completed', exitCode: 0 });
     }
+  }
+
+  private async readSpec(key: string): Promise<BatchTaskSpec> {
+    const bytes = await this.blobs.downloadBlob(key);
+    return JSON.parse(new TextDecoder().decode(bytes)) as BatchTaskSpec;
   }
 
   getTaskStates(_pool: BatchPool, ids: readonly string[]): Promise<Map<string, BatchTaskState>> {
@@ -130,6 +138,16 @@ describe('batch submitter', () => {
     expect(backend.submitted.reduce((n, t) => n + t.spec.jobs.length, 0)).toBe(250);
     expect(backend.submitted.length).toBeGreaterThanOrEqual(3);
     expect(new Set(done.map((j) => j.batchTaskId)).size).toBe(backend.submitted.length);
+  });
+
+  it('passes a task too large for the environment as a blob (claim check)', async () => {
+    const big = 'x'.repeat(4_000);
+    const jobs = Array.from({ length: 40 }, () => makeQueuedJob('batch-jobs', { rows: 10, data: { big } }));
+    await enqueue(jobs);
+    await start();
+    await eventually(allIn(jobs.map((j) => j.id), 'succeeded'));
+    expect(backend.inline).toContain(false);
+    expect(backend.submitted.flatMap((t) => t.spec.jobs.map((j) => j.data['big']))).toEqual(jobs.map(() => big));
   });
 
   it('sends ml jobs to the ml pool', async () => {

@@ -21,8 +21,17 @@ export const batchPoolOf = (queue: PoolQueue): BatchPool | undefined =>
 
 export interface BatchTaskSpec {
   id: string;
+  /** The jobs, inline; empty when they are stored at `specKey` instead. */
   jobs: BatchTaskJob[];
+  /**
+   * Claim check: a blob holding the full spec (JSON), used when the inline spec would exceed
+   * `MAX_INLINE_TASK_SPEC_BYTES` (environment variables and Batch task settings are size-limited).
+   */
+  specKey?: string;
 }
+
+/** Specs larger than this travel as a blob (`batchSpecKey`) rather than inline. */
+export const MAX_INLINE_TASK_SPEC_BYTES = 64 * 1024;
 
 export interface BatchTaskJob {
   jobId: string;
@@ -48,7 +57,10 @@ export type BatchJobOutcome =
   | { jobId: string; status: 'succeeded'; resultKey: string }
   | { jobId: string; status: 'failed'; error: { code: string; message: string }; retryable: boolean };
 
-export const batchManifestKey = (taskId: string): string => `batch-tasks/${taskId}.json`;
+export const batchManifestKey = (taskId: string): string => `batch-tasks/${taskId}/manifest.json`;
+export const batchSpecKey = (taskId: string): string => `batch-tasks/${taskId}/spec.json`;
 
-/** Environment variable through which a task's spec reaches the task runner. */
+/** Environment variables through which a task's spec, pool and id reach the task runner. */
 export const TASK_SPEC_ENV = 'ORCH_TASK_SPEC';
+export const TASK_POOL_ENV = 'ORCH_BATCH_POOL';
+export const TASK_ID_ENV = 'ORCH_TASK_ID';

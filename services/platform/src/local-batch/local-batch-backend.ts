@@ -1,14 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import type { Readable } from 'node:stream';
-import { OrchestratorError, TASK_SPEC_ENV, describeError } from '@orch/core';
+import { OrchestratorError, TASK_ID_ENV, TASK_POOL_ENV, TASK_SPEC_ENV, describeError } from '@orch/core';
 import type { BatchBackend, BatchPool, BatchTaskSpec, BatchTaskState } from '@orch/core';
 import type { Logger } from 'pino';
 
 /** Environment variable that tells a task which pool it runs in. */
-const BATCH_POOL_ENV = 'ORCH_BATCH_POOL';
+const BATCH_POOL_ENV = TASK_POOL_ENV;
 /** Environment variable that carries the task's id. */
-const TASK_ID_ENV = 'ORCH_TASK_ID';
 
 const POOLS: ReadonlySet<string> = new Set<BatchPool>(['ml', 'batch']);
 const MAX_SPEC_BYTES = 1024 * 1024;
@@ -187,9 +186,13 @@ export function createLocalBatchBackend(options: LocalBatchBackendOptions): Batc
 
     let stderrTail = '';
     forwardLines(child.stdout, (line) => log?.debug({ stream: 'stdout' }, line));
-    forwardLines(child.stderr, (line) => log?.debug({ stream: 'stderr' }, line), (chunk) => {
-      stderrTail = (stderrTail + chunk).slice(-STDERR_TAIL_CHARS);
-    });
+    forwardLines(
+      child.stderr,
+      (line) => log?.debug({ stream: 'stderr' }, line),
+      (chunk) => {
+        stderrTail = (stderrTail + chunk).slice(-STDERR_TAIL_CHARS);
+      },
+    );
 
     let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
     const settle = (): void => {
@@ -214,9 +217,7 @@ export function createLocalBatchBackend(options: LocalBatchBackendOptions): Batc
     child.once('exit', (code, signal) => {
       exit = { code, signal };
       for (const timer of record.timers) clearTimeout(timer);
-      const drained = setTimeout(settle, STDIO_DRAIN_IN_MS);
-      drained.unref();
-      record.timers = [drained];
+      record.timers = [setTimeout(settle, STDIO_DRAIN_IN_MS)];
     });
     child.once('close', (code, signal) => {
       exit ??= { code, signal };
@@ -228,11 +229,19 @@ export function createLocalBatchBackend(options: LocalBatchBackendOptions): Batc
     record.timers.push(timeout);
   };
 
+  let starting = false;
   const startPending = (): void => {
-    while (!closing && running.size < maxConcurrentTasks) {
-      const next = pending.shift();
-      if (!next) return;
-      start(next);
+    // A task that fails to spawn synchronously completes inside start() and calls back here: the outer loop carries on instead of recursing.
+    if (starting) return;
+    starting = true;
+    try {
+      while (!closing && running.size < maxConcurrentTasks) {
+        const next = pending.shift();
+        if (!next) return;
+        start(next);
+      }
+    } finally {
+      starting = false;
     }
   };
 
@@ -253,7 +262,9 @@ export function createLocalBatchBackend(options: LocalBatchBackendOptions): Batc
       // Validate everything before starting anything, so a bad spec leaves no half-submitted call behind.
       for (const spec of specs) {
         if (typeof spec?.id !== 'string' || spec.id === '') {
-          return Promise.reject(new OrchestratorError('VALIDATION_FAILED', 'a batch task spec needs a non-empty string id'));
+          return Promise.reject(
+            new OrchestratorError('VALIDATION_FAILED', 'a batch task spec needs a non-empty string id'),
+          );
         }
         if (byId.has(spec.id) || fresh.has(spec.id)) continue;
         let specJson: string;
@@ -261,7 +272,9 @@ export function createLocalBatchBackend(options: LocalBatchBackendOptions): Batc
           specJson = JSON.stringify(spec);
         } catch (e) {
           return Promise.reject(
-            new OrchestratorError('VALIDATION_FAILED', `task ${spec.id}: spec is not serializable as JSON`, { cause: e }),
+            new OrchestratorError('VALIDATION_FAILED', `task ${spec.id}: spec is not serializable as JSON`, {
+              cause: e,
+            }),
           );
         }
         const problem = specSizeProblem(specJson);
@@ -291,7 +304,10 @@ export function createLocalBatchBackend(options: LocalBatchBackendOptions): Batc
       closing ??= (async () => {
         const children = [...running];
         if (children.length === 0) return;
-        logger?.info({ tasks: children.length, closeGraceInMs }, 'closing local batch backend: waiting for running tasks');
+        logger?.info(
+          { tasks: children.length, closeGraceInMs },
+          'closing local batch backend: waiting for running tasks',
+        );
         const allDone = Promise.all(children.map((r) => r.done));
         let grace: NodeJS.Timeout | undefined;
         const graceOver = new Promise<'grace-over'>((resolve) => {

@@ -92,7 +92,10 @@ describe('local batch backend', { timeout: 30_000 }, () => {
       starts.map(async (file) => {
         const started = JSON.parse(await readFile(path.join(outDir, file), 'utf8')) as TaskRun;
         const endFile = path.join(outDir, file.replace(/\.start$/, '.end'));
-        const ended = await readFile(endFile, 'utf8').then((text) => JSON.parse(text) as Partial<TaskRun>, () => ({}));
+        const ended = await readFile(endFile, 'utf8').then(
+          (text) => JSON.parse(text) as Partial<TaskRun>,
+          () => ({}),
+        );
         return { ...started, ...ended };
       }),
     );
@@ -179,7 +182,8 @@ describe('local batch backend', { timeout: 30_000 }, () => {
 
     const early = await Promise.all(ids.map((id) => stateOf(backend, poolOf(id), id)));
     expect(early.map((s) => s?.state)).toEqual(['running', 'running', 'pending', 'pending', 'pending', 'pending']);
-    for (const id of ids) expect(await completedState(backend, poolOf(id), id)).toEqual({ state: 'completed', exitCode: 0 });
+    for (const id of ids)
+      expect(await completedState(backend, poolOf(id), id)).toEqual({ state: 'completed', exitCode: 0 });
     const runs = (await Promise.all(ids.map((id) => runsOf(id)))).flat();
     expect(runs).toHaveLength(6);
     expect(maxOverlap(runs.map((r) => ({ start: r.start, end: r.end ?? Number.NaN })))).toBeLessThanOrEqual(2);
@@ -228,7 +232,10 @@ describe('local batch backend', { timeout: 30_000 }, () => {
   it('refuses a spec over 1 MiB before starting any task of the call', async () => {
     const backend = create();
 
-    const submitting = backend.submitTasks('ml', [spec('task-small'), spec('task-huge', { padding: 'x'.repeat(1_100_000) })]);
+    const submitting = backend.submitTasks('ml', [
+      spec('task-small'),
+      spec('task-huge', { padding: 'x'.repeat(1_100_000) }),
+    ]);
 
     await expect(submitting).rejects.toSatisfy((e) => isOrchestratorError(e) && e.code === 'VALIDATION_FAILED');
     expect(await backend.getTaskStates('ml', ['task-small', 'task-huge'])).toEqual(
@@ -249,7 +256,10 @@ describe('local batch backend', { timeout: 30_000 }, () => {
 
   it('logs the lines a task writes at debug, with its task id', async () => {
     const lines: Record<string, unknown>[] = [];
-    const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const logger = pino(
+      { level: 'debug' },
+      { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
+    );
     const backend = create({ logger });
 
     await backend.submitTasks('ml', [spec('task-talks', { stdout: 'hello from the task', stderr: 'a warning\n' })]);
