@@ -27,7 +27,10 @@ export default tseslint.config(
         {
           patterns: [
             { group: ['@azure/*', 'amqplib', 'fastify', 'pg', '@electric-sql/*'], message: 'core has no I/O.' },
-            { group: ['node:fs', 'node:fs/*', 'node:net', 'node:http', 'node:child_process'], message: 'core has no I/O.' },
+            {
+              group: ['node:fs', 'node:fs/*', 'node:net', 'node:http', 'node:child_process'],
+              message: 'core has no I/O.',
+            },
             { group: ['@orch/*'], message: 'core depends on nothing of ours.' },
           ],
         },

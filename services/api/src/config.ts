@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { logConfig, parseConfig, retryConfig } from '@orch/platform/runtime';
+import { logConfig, parseConfig, retryConfig, storageConfig } from '@orch/platform/runtime';
 
 /**
  * The API's environment. Shared keys reuse the platform's definitions, so an all-in-one entrypoint
@@ -25,3 +25,13 @@ export type ApiConfig = Readonly<z.output<typeof apiConfigSchema>>;
 export function loadApiConfig(env: Record<string, string | undefined>): ApiConfig {
   return parseConfig(apiConfigSchema, env);
 }
+
+/** The API run as its own service: its keys plus where the store, blobs and queues live. */
+export const apiServiceConfigSchema = apiConfigSchema
+  .extend(storageConfig.shape)
+  .extend({ SHUTDOWN_TIMEOUT_MS: logConfig.shape.SHUTDOWN_TIMEOUT_MS });
+
+export type ApiServiceConfig = Readonly<z.output<typeof apiServiceConfigSchema>>;
+
+export const loadApiServiceConfig = (env: Record<string, string | undefined>): ApiServiceConfig =>
+  parseConfig(apiServiceConfigSchema, env);

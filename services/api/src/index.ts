@@ -1,4 +1,4 @@
 export { buildApp } from './app.ts';
 export type { ApiDeps, ApiOptions } from './app.ts';
-export { apiConfigSchema, loadApiConfig } from './config.ts';
-export type { ApiConfig } from './config.ts';
+export { apiConfigSchema, apiServiceConfigSchema, loadApiConfig, loadApiServiceConfig } from './config.ts';
+export type { ApiConfig, ApiServiceConfig } from './config.ts';

@@ -141,8 +141,15 @@ export async function startBatchSubmitter(
     try {
       await deps.backend.submitTasks(pool, [await claimCheck(spec)]);
     } catch (e) {
-      deps.logger.warn({ err: e, taskId, jobs: started.length }, 'task submission failed: jobs go through the retry policy');
-      await failJobs(started.map((j) => j.id), taskId, wrapBackendError(e));
+      deps.logger.warn(
+        { err: e, taskId, jobs: started.length },
+        'task submission failed: jobs go through the retry policy',
+      );
+      await failJobs(
+        started.map((j) => j.id),
+        taskId,
+        wrapBackendError(e),
+      );
       return;
     }
     inFlight.set(taskId, { pool, jobIds: started.map((j) => j.id) });
@@ -294,14 +301,22 @@ export async function startBatchSubmitter(
       while (inFlight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       clearTimeout(pollTimer);
       await polling;
-      if (inFlight.size > 0) deps.logger.warn({ tasks: inFlight.size }, 'stopped with batch tasks still running: the reconciler will take their jobs back');
+      if (inFlight.size > 0)
+        deps.logger.warn(
+          { tasks: inFlight.size },
+          'stopped with batch tasks still running: the reconciler will take their jobs back',
+        );
     },
   };
 }
 
 function wrapBackendError(e: unknown): OrchestratorError {
-  return new OrchestratorError('DEPENDENCY_UNAVAILABLE', `batch backend refused the task: ${e instanceof Error ? e.message : String(e)}`, {
-    retryable: true,
-    cause: e,
-  });
+  return new OrchestratorError(
+    'DEPENDENCY_UNAVAILABLE',
+    `batch backend refused the task: ${e instanceof Error ? e.message : String(e)}`,
+    {
+      retryable: true,
+      cause: e,
+    },
+  );
 }

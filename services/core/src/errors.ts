@@ -49,5 +49,5 @@ export const isOrchestratorError = (e: unknown): e is OrchestratorError =>
 /** A short, single-line description of any thrown value, for logs and stored job errors. */
 export function describeError(e: unknown): string {
   if (e instanceof Error) return e.message || e.name;
-  return typeof e === 'string' ? e : JSON.stringify(e) ?? String(e);
+  return typeof e === 'string' ? e : (JSON.stringify(e) ?? String(e));
 }

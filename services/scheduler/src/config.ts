@@ -1,5 +1,12 @@
 import { z } from 'zod';
-import { classifierConfig, logConfig, parseConfig, reconcilerConfig, retryConfig, storageConfig } from '@orch/platform/runtime';
+import {
+  classifierConfig,
+  logConfig,
+  parseConfig,
+  reconcilerConfig,
+  retryConfig,
+  storageConfig,
+} from '@orch/platform/runtime';
 
 export const schedulerConfigSchema = logConfig
   .extend(storageConfig.shape)

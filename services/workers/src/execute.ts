@@ -12,7 +12,11 @@ export interface ExecuteOptions {
  * Runs a job's handler under a timeout. A timeout becomes a retryable `JOB_TIMEOUT`; an unknown type
  * (the registry changed since submission) fails the job without retrying.
  */
-export async function executeHandler(type: string, input: HandlerInput, options: ExecuteOptions): Promise<Record<string, unknown>> {
+export async function executeHandler(
+  type: string,
+  input: HandlerInput,
+  options: ExecuteOptions,
+): Promise<Record<string, unknown>> {
   const handler = options.handlers.get(type);
   if (!handler) throw new OrchestratorError('VALIDATION_FAILED', `no handler for job type "${type}"`);
   const timeout = AbortSignal.timeout(options.timeoutInMs);

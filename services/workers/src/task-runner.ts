@@ -50,7 +50,13 @@ async function runOne(job: BatchTaskJob): Promise<BatchJobOutcome> {
   try {
     const result = await executeHandler(
       job.type,
-      { jobId: job.jobId, rows: job.rows, estimatedRuntimeSec: job.estimatedRuntimeSec, data: job.data, attempt: job.attempt },
+      {
+        jobId: job.jobId,
+        rows: job.rows,
+        estimatedRuntimeSec: job.estimatedRuntimeSec,
+        data: job.data,
+        attempt: job.attempt,
+      },
       {
         handlers,
         signal: new AbortController().signal,
@@ -63,7 +69,12 @@ async function runOne(job: BatchTaskJob): Promise<BatchJobOutcome> {
     return { jobId: job.jobId, status: 'succeeded', resultKey };
   } catch (e) {
     logger.warn({ jobId: job.jobId, err: e }, 'job failed in batch task');
-    return { jobId: job.jobId, status: 'failed', error: toJobFailure(e), retryable: !isOrchestratorError(e) || e.retryable };
+    return {
+      jobId: job.jobId,
+      status: 'failed',
+      error: toJobFailure(e),
+      retryable: !isOrchestratorError(e) || e.retryable,
+    };
   }
 }
 

@@ -141,12 +141,18 @@ export function createRunJob(deps: WorkerDeps, options: WorkerOptions): MessageH
       const now = clock();
       await dispatchJobs(deps.transport, [stored], now);
       await deps.store.markDispatched([job.id], now);
-      log.warn({ err: describeError(error), attempt: job.attempts, delayInMs: decision.delayInMs }, 'job failed: will retry');
+      log.warn(
+        { err: describeError(error), attempt: job.attempts, delayInMs: decision.delayInMs },
+        'job failed: will retry',
+      );
       return;
     }
     log.error({ err: describeError(error), attempts: job.attempts }, 'job failed');
     // The failure is recorded; dead-letter the message so operators see it in the pool's dead-letter queue.
-    throw new OrchestratorError('HANDLER_FAILED', `job ${job.id} failed after ${job.attempts} attempt(s): ${describeError(error)}`);
+    throw new OrchestratorError(
+      'HANDLER_FAILED',
+      `job ${job.id} failed after ${job.attempts} attempt(s): ${describeError(error)}`,
+    );
   }
 }
 

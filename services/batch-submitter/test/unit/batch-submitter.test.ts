@@ -52,7 +52,8 @@ class ScriptedBackend implements BatchBackend {
         this.outcome.set(spec.id, { state: 'completed', exitCode: 1, failure: 'node ran out of disk' });
         continue;
       }
-      for (const job of spec.jobs) await this.blobs.uploadBlob(resultKeyFor(job.jobId), JSON.stringify({ ok: job.jobId }));
+      for (const job of spec.jobs)
+        await this.blobs.uploadBlob(resultKeyFor(job.jobId), JSON.stringify({ ok: job.jobId }));
       await this.blobs.uploadBlob(
         batchManifestKey(spec.id),
         JSON.stringify({
@@ -132,7 +133,12 @@ describe('batch submitter', () => {
     const jobs = Array.from({ length: 250 }, () => makeQueuedJob('batch-jobs', { rows: 10 }));
     await enqueue(jobs);
     await start();
-    const done = await eventually(allIn(jobs.map((j) => j.id), 'succeeded'));
+    const done = await eventually(
+      allIn(
+        jobs.map((j) => j.id),
+        'succeeded',
+      ),
+    );
     expect(done.every((j) => j.resultKey === resultKeyFor(j.id) && j.attempts === 1)).toBe(true);
     expect(backend.submitted.every((t) => t.pool === 'batch' && t.spec.jobs.length <= 100)).toBe(true);
     expect(backend.submitted.reduce((n, t) => n + t.spec.jobs.length, 0)).toBe(250);
@@ -145,7 +151,12 @@ describe('batch submitter', () => {
     const jobs = Array.from({ length: 40 }, () => makeQueuedJob('batch-jobs', { rows: 10, data: { big } }));
     await enqueue(jobs);
     await start();
-    await eventually(allIn(jobs.map((j) => j.id), 'succeeded'));
+    await eventually(
+      allIn(
+        jobs.map((j) => j.id),
+        'succeeded',
+      ),
+    );
     expect(backend.inline).toContain(false);
     expect(backend.submitted.flatMap((t) => t.spec.jobs.map((j) => j.data['big']))).toEqual(jobs.map(() => big));
   });
@@ -154,7 +165,12 @@ describe('batch submitter', () => {
     const jobs = [makeQueuedJob('ml-jobs'), makeQueuedJob('ml-jobs', { priority: 'urgent' })];
     await enqueue(jobs);
     await start();
-    await eventually(allIn(jobs.map((j) => j.id), 'succeeded'));
+    await eventually(
+      allIn(
+        jobs.map((j) => j.id),
+        'succeeded',
+      ),
+    );
     expect(backend.submitted.map((t) => t.pool)).toEqual(expect.arrayContaining(['ml']));
     expect(backend.submitted.every((t) => t.pool === 'ml')).toBe(true);
   });
@@ -164,9 +180,21 @@ describe('batch submitter', () => {
     const jobs = Array.from({ length: 3 }, () => makeQueuedJob('batch-jobs'));
     await enqueue(jobs);
     await start();
-    const done = await eventually(allIn(jobs.map((j) => j.id), 'succeeded'));
+    const done = await eventually(
+      allIn(
+        jobs.map((j) => j.id),
+        'succeeded',
+      ),
+    );
     expect(done.every((j) => j.attempts === 2)).toBe(true);
-    expect(done[0]!.history.map((h) => h.status)).toEqual(['submitted', 'queued', 'running', 'retrying', 'running', 'succeeded']);
+    expect(done[0]!.history.map((h) => h.status)).toEqual([
+      'submitted',
+      'queued',
+      'running',
+      'retrying',
+      'running',
+      'succeeded',
+    ]);
     expect(done[0]!.history[3]!.note).toContain('exited with code 1');
   });
 
@@ -182,7 +210,9 @@ describe('batch submitter', () => {
 
   it('does not run jobs that are no longer queued', async () => {
     const job = makeQueuedJob('batch-jobs');
-    await store.createJobs([{ ...job, state: 'cancelled', history: [...job.history, { status: 'cancelled', at: job.updatedAt }] }]);
+    await store.createJobs([
+      { ...job, state: 'cancelled', history: [...job.history, { status: 'cancelled', at: job.updatedAt }] },
+    ]);
     await dispatchJobs(transport, [job], new Date());
     await start();
     await eventually(async () => ((await transport.getQueueDepth('batch-jobs')).active === 0 ? true : undefined));

@@ -31,9 +31,7 @@ export function retryDelayInMs(policy: RetryPolicy, attempt: number, random: () 
   return Math.round(capped * (1 - policy.jitter) + capped * policy.jitter * random());
 }
 
-export type FailureDecision =
-  | { kind: 'retry'; job: Job; delayInMs: number }
-  | { kind: 'fail'; job: Job };
+export type FailureDecision = { kind: 'retry'; job: Job; delayInMs: number } | { kind: 'fail'; job: Job };
 
 /** The failure as stored on the job and shown by the API. */
 export function toJobFailure(error: unknown): JobFailure {

@@ -43,9 +43,7 @@ export interface BatchTaskJob {
 }
 
 export type BatchTaskState =
-  | { state: 'pending' | 'running' }
-  | { state: 'completed'; exitCode: number; failure?: string }
-  | { state: 'unknown' };
+  { state: 'pending' | 'running' } | { state: 'completed'; exitCode: number; failure?: string } | { state: 'unknown' };
 
 /** Per-job outcomes written by the task runner. */
 export interface BatchTaskManifest {

@@ -18,7 +18,11 @@ export interface QueueTransport {
   readonly durable: boolean;
   send<T>(queue: string, body: T, options?: SendOptions): Promise<void>;
   /** Sends many messages to one queue with as few round trips as the transport allows. */
-  sendBatch<T>(queue: string, messages: readonly OutgoingMessage<T>[], options?: { abortSignal?: AbortSignal }): Promise<void>;
+  sendBatch<T>(
+    queue: string,
+    messages: readonly OutgoingMessage<T>[],
+    options?: { abortSignal?: AbortSignal },
+  ): Promise<void>;
   consume<T>(queue: string, handler: MessageHandler<T>, options?: ConsumeOptions): Promise<Subscription>;
   /** Message counts of a queue: ready to deliver (incl. locked), scheduled for later, dead-lettered. */
   getQueueDepth(queue: string): Promise<QueueDepth>;

@@ -4,8 +4,7 @@ import type { Job, JobState } from '@orch/core';
 
 const at = new Date('2026-11-22T10:00:00.000Z');
 const later = new Date('2026-11-22T10:00:05.000Z');
-const fresh = (): Job =>
-  newJob(parseSubmission({}, new Set(['synthetic'])), { id: 'job-1', now: at, maxAttempts: 3 });
+const fresh = (): Job => newJob(parseSubmission({}, new Set(['synthetic'])), { id: 'job-1', now: at, maxAttempts: 3 });
 
 const LEGAL: [JobState, JobState][] = [
   ['submitted', 'queued'],

@@ -7,7 +7,8 @@ function issuesOf(fn: () => unknown): { path: string; message: string }[] {
   try {
     fn();
   } catch (e) {
-    if (isOrchestratorError(e) && e.code === 'VALIDATION_FAILED') return e.details as { path: string; message: string }[];
+    if (isOrchestratorError(e) && e.code === 'VALIDATION_FAILED')
+      return e.details as { path: string; message: string }[];
     throw e;
   }
   throw new Error('expected a validation failure');
@@ -60,14 +61,25 @@ describe('job submission', () => {
 
   it('bounds a batch to 1..1000 jobs', () => {
     expect(() => parseBatchSubmission({ jobs: [] }, types)).toThrow();
-    expect(() => parseBatchSubmission({ jobs: Array.from({ length: MAX_BATCH_SIZE + 1 }, () => ({})) }, types)).toThrow();
-    expect(parseBatchSubmission({ jobs: Array.from({ length: MAX_BATCH_SIZE }, () => ({})) }, types)).toHaveLength(1000);
+    expect(() =>
+      parseBatchSubmission({ jobs: Array.from({ length: MAX_BATCH_SIZE + 1 }, () => ({})) }, types),
+    ).toThrow();
+    expect(parseBatchSubmission({ jobs: Array.from({ length: MAX_BATCH_SIZE }, () => ({})) }, types)).toHaveLength(
+      1000,
+    );
   });
 
   it('creates a job in state submitted with its first transition recorded', () => {
     const now = new Date('2026-11-22T10:00:00.000Z');
     const job = newJob(parseSubmission({ rows: 7, priority: 'urgent' }, types), { id: 'a', now, maxAttempts: 3 });
-    expect(job).toMatchObject({ id: 'a', state: 'submitted', rows: 7, priority: 'urgent', attempts: 0, decision: null });
+    expect(job).toMatchObject({
+      id: 'a',
+      state: 'submitted',
+      rows: 7,
+      priority: 'urgent',
+      attempts: 0,
+      decision: null,
+    });
     expect(job.history).toEqual([{ status: 'submitted', at: now.toISOString() }]);
   });
 });

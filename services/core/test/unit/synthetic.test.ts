@@ -40,7 +40,9 @@ describe('synthetic job', () => {
 
   it('fails the first N attempts when asked, then succeeds', async () => {
     await expect(runSynthetic(input('j', 10, { fail_first_attempts: 2 }, 2), context)).rejects.toThrow(/attempt 2/);
-    await expect(runSynthetic(input('j', 10, { fail_first_attempts: 2 }, 3), context)).resolves.toMatchObject({ count: 10 });
+    await expect(runSynthetic(input('j', 10, { fail_first_attempts: 2 }, 3), context)).resolves.toMatchObject({
+      count: 10,
+    });
   });
 
   it('stops when aborted', async () => {

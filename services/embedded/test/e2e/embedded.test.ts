@@ -18,7 +18,8 @@ interface JobView {
 const post = async (url: string, body: unknown): Promise<Response> =>
   fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
-const getJob = async (base: string, id: string): Promise<JobView> => (await (await fetch(`${base}/jobs/${id}`)).json()) as JobView;
+const getJob = async (base: string, id: string): Promise<JobView> =>
+  (await (await fetch(`${base}/jobs/${id}`)).json()) as JobView;
 
 async function waitTerminal(base: string, ids: readonly string[], timeoutInMs: number): Promise<JobView[]> {
   return eventually(

@@ -40,6 +40,8 @@ describe('.env.example', () => {
   });
 
   it('names every bad key in one CONFIG_INVALID error', () => {
-    expect(() => loadEmbeddedConfig({ PORT: 'eighty', JOB_MAX_ATTEMPTS: '0' })).toThrow(/PORT.*JOB_MAX_ATTEMPTS|JOB_MAX_ATTEMPTS.*PORT/);
+    expect(() => loadEmbeddedConfig({ PORT: 'eighty', JOB_MAX_ATTEMPTS: '0' })).toThrow(
+      /PORT.*JOB_MAX_ATTEMPTS|JOB_MAX_ATTEMPTS.*PORT/,
+    );
   });
 });

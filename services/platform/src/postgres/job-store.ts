@@ -425,7 +425,8 @@ const UNAVAILABLE_CODES = new Set([
 ]);
 
 /** Messages of `pg` and PGlite for a connection that is gone. */
-const UNAVAILABLE_MESSAGE = /PGlite is closed|Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect/i;
+const UNAVAILABLE_MESSAGE =
+  /PGlite is closed|Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect/i;
 
 /** Database errors to `OrchestratorError`s; anything unrecognised passes through unchanged. */
 function translateError(e: unknown): unknown {
@@ -434,7 +435,10 @@ function translateError(e: unknown): unknown {
   if (code === '23505') {
     return new OrchestratorError('CONFLICT', `job already exists: ${detailOf(e) ?? messageOf(e)}`, { cause: e });
   }
-  if ((code !== undefined && (code.startsWith('08') || UNAVAILABLE_CODES.has(code))) || UNAVAILABLE_MESSAGE.test(messageOf(e))) {
+  if (
+    (code !== undefined && (code.startsWith('08') || UNAVAILABLE_CODES.has(code))) ||
+    UNAVAILABLE_MESSAGE.test(messageOf(e))
+  ) {
     return new OrchestratorError('DEPENDENCY_UNAVAILABLE', `job database unavailable: ${messageOf(e)}`, {
       retryable: true,
       cause: e,

@@ -60,7 +60,10 @@ export const reconcilerConfig = z.object({
  * Parses `env` with `schema`, or throws `CONFIG_INVALID` naming every bad key. Empty strings count
  * as unset, so a blank line in `.env` means "use the default".
  */
-export function parseConfig<S extends z.ZodType>(schema: S, env: Record<string, string | undefined>): Readonly<z.output<S>> {
+export function parseConfig<S extends z.ZodType>(
+  schema: S,
+  env: Record<string, string | undefined>,
+): Readonly<z.output<S>> {
   const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const result = schema.safeParse(cleaned);
   if (!result.success) {

@@ -12,7 +12,11 @@ export interface ShutdownOptions {
  * a second signal or the timeout exits 1. An unhandled rejection or uncaught exception is logged as
  * fatal, drains, and exits 1, so the orchestrator (Kubernetes) restarts the process.
  */
-export function onShutdown(logger: Logger, steps: readonly (() => Promise<unknown>)[], options: ShutdownOptions = {}): void {
+export function onShutdown(
+  logger: Logger,
+  steps: readonly (() => Promise<unknown>)[],
+  options: ShutdownOptions = {},
+): void {
   const exit = options.exit ?? ((code: number) => process.exit(code));
   const timeoutInMs = options.timeoutInMs ?? 30_000;
   let stopping = false;

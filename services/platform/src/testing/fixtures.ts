@@ -2,7 +2,10 @@ import { newJob, parseSubmission, transition } from '@orch/core';
 import type { Job, JobSubmissionInput, PoolQueue } from '@orch/core';
 
 /** A job as the API would create it (state `submitted`), for tests. */
-export function makeJob(input: JobSubmissionInput = {}, options: { id?: string; now?: Date; maxAttempts?: number } = {}): Job {
+export function makeJob(
+  input: JobSubmissionInput = {},
+  options: { id?: string; now?: Date; maxAttempts?: number } = {},
+): Job {
   return newJob(parseSubmission(input, new Set(['synthetic'])), {
     id: options.id ?? crypto.randomUUID(),
     now: options.now ?? new Date(),
@@ -22,7 +25,11 @@ export function makeQueuedJob(
 }
 
 /** Polls `fn` until it returns a value other than `undefined`, or fails after `timeoutInMs`. */
-export async function eventually<T>(fn: () => Promise<T | undefined> | T | undefined, timeoutInMs = 10_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  fn: () => Promise<T | undefined> | T | undefined,
+  timeoutInMs = 10_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutInMs;
   for (;;) {
     const value = await fn();

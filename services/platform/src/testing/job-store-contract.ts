@@ -1,5 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { JOB_STATES, isTerminal, type Job, type JobQuery, type JobState, type JobStore, type RecoveryQuery } from '@orch/core';
+import {
+  JOB_STATES,
+  isTerminal,
+  type Job,
+  type JobQuery,
+  type JobState,
+  type JobStore,
+  type RecoveryQuery,
+} from '@orch/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 const YEAR_IN_MS = 365.25 * 24 * 3600 * 1000;
@@ -200,8 +208,14 @@ export function describeJobStoreContract(name: string, create: () => Promise<Job
           expect(jobs.every((j) => (query.state ?? j.state) === j.state)).toBe(true);
           expect(jobs.every((j) => (query.queue ?? j.decision?.queue) === j.decision?.queue)).toBe(true);
         };
-        await head({ limit: 50, state: 'running' }, mine.filter((j) => j.state === 'running'));
-        await head({ limit: 50, queue: 'actor-jobs' }, mine.filter((j) => j.decision?.queue === 'actor-jobs'));
+        await head(
+          { limit: 50, state: 'running' },
+          mine.filter((j) => j.state === 'running'),
+        );
+        await head(
+          { limit: 50, queue: 'actor-jobs' },
+          mine.filter((j) => j.decision?.queue === 'actor-jobs'),
+        );
         await head(
           { limit: 50, state: 'running', queue: 'actor-jobs' },
           mine.filter((j) => j.state === 'running' && j.decision?.queue === 'actor-jobs'),
@@ -216,7 +230,11 @@ export function describeJobStoreContract(name: string, create: () => Promise<Job
       });
 
       it('when the cursor is malformed, then it throws VALIDATION_FAILED', async () => {
-        const bad = ['not a cursor!', Buffer.from('garbage').toString('base64url'), Buffer.from('[1,2]').toString('base64url')];
+        const bad = [
+          'not a cursor!',
+          Buffer.from('garbage').toString('base64url'),
+          Buffer.from('[1,2]').toString('base64url'),
+        ];
         for (const cursor of bad) {
           await expect(store.queryJobs({ limit: 10, cursor })).rejects.toMatchObject({
             code: 'VALIDATION_FAILED',
@@ -285,7 +303,10 @@ export function describeJobStoreContract(name: string, create: () => Promise<Job
         const job = await make({ state: 'submitted', updatedAt: at(0) });
         await store.markDispatched([job.id], new Date(base + 10));
 
-        const queued = await store.updateJob({ ...job, state: 'queued', updatedAt: at(20) }, { ifVersion: job.version });
+        const queued = await store.updateJob(
+          { ...job, state: 'queued', updatedAt: at(20) },
+          { ifVersion: job.version },
+        );
         expect(ids(await recover({}))).toStrictEqual([job.id]);
 
         await store.markDispatched([job.id], new Date(base + 30));
@@ -322,7 +343,9 @@ export function describeJobStoreContract(name: string, create: () => Promise<Job
         const found = await recover({ limit: 2 });
 
         expect(found).toHaveLength(2);
-        const staleness = found.map((j) => Date.parse(j.state === 'running' ? (j.heartbeatAt ?? j.updatedAt) : j.updatedAt));
+        const staleness = found.map((j) =>
+          Date.parse(j.state === 'running' ? (j.heartbeatAt ?? j.updatedAt) : j.updatedAt),
+        );
         expect(staleness).toStrictEqual([...staleness].sort((a, b) => a - b));
         const all = ids(await recover({}));
         expect(all.slice(0, 2)).toStrictEqual([first.id, second.id]);

@@ -13,7 +13,9 @@ afterAll(async () => {
   await rm(rootDir, { recursive: true, force: true });
 });
 
-describeBlobStoreContract('file system', () => Promise.resolve(createFsBlobStore({ rootDir: join(rootDir, 'contract') })));
+describeBlobStoreContract('file system', () =>
+  Promise.resolve(createFsBlobStore({ rootDir: join(rootDir, 'contract') })),
+);
 
 describe('createFsBlobStore', () => {
   it('when a blob is uploaded, then it is a file under rootDir and no temporary file is left', async () => {

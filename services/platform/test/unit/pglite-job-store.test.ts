@@ -56,22 +56,18 @@ describe('createPgliteJobStore', () => {
   }, 30_000);
 });
 
-describe('PostgresJobStore on PGlite: speed', () => {
-  it('creates 1,000 jobs and runs conditional updates quickly', async () => {
+describe('PostgresJobStore on PGlite: bulk writes', () => {
+  it('when 1,000 jobs are created in one call and 200 updated, then every write reads back', async () => {
     const store = await createPostgresJobStore({ ...createPgliteSqlClient(db), close: () => Promise.resolve() });
     const jobs = Array.from({ length: 1000 }, () => job());
 
-    let started = performance.now();
     await store.createJobs(jobs);
-    const createInMs = performance.now() - started;
-
-    started = performance.now();
     for (const j of jobs.slice(0, 200)) await store.updateJob({ ...j, state: 'queued' }, { ifVersion: j.version });
-    const updateInMs = (performance.now() - started) / 200;
 
-    console.info(`PGlite: createJobs(1000) ${createInMs.toFixed(0)} ms, updateJob ${updateInMs.toFixed(2)} ms each`);
-    expect(createInMs).toBeLessThan(5000);
-    expect(updateInMs).toBeLessThan(50);
+    const queued = await store.getJob(jobs[0]!.id);
+    const untouched = await store.getJob(jobs[999]!.id);
+    expect(queued?.state).toBe('queued');
+    expect(untouched?.state).toBe('submitted');
   }, 30_000);
 });
 

@@ -43,7 +43,9 @@ describe('scheduler', () => {
     });
     expect(queued.decision).toEqual({ queue: 'spark-jobs', cost: 15, reason: 'cost 15 > 10' });
     expect(queued.history.map((h) => h.status)).toEqual(['submitted', 'queued']);
-    await eventually(async () => ((await depth('spark-jobs')) === 1 && (await depth('ml-jobs-high')) === 1 ? true : undefined));
+    await eventually(async () =>
+      (await depth('spark-jobs')) === 1 && (await depth('ml-jobs-high')) === 1 ? true : undefined,
+    );
     expect(await depth('ml-jobs')).toBe(0);
   });
 
@@ -63,7 +65,10 @@ describe('reconciler', () => {
     const old = new Date(Date.now() - 60_000);
     const job = makeJob({}, { now: old });
     await store.createJobs([job]);
-    const reconciler = createReconciler({ store, transport, logger }, { retryPolicy: policy, dispatchGraceInMs: 30_000 });
+    const reconciler = createReconciler(
+      { store, transport, logger },
+      { retryPolicy: policy, dispatchGraceInMs: 30_000 },
+    );
     expect(await reconciler.reconcile()).toMatchObject({ redispatched: 1 });
     expect(await depth(INGEST_QUEUE)).toBe(1);
     // Marked dispatched: the next pass leaves it alone.
@@ -75,7 +80,10 @@ describe('reconciler', () => {
     const queued = makeQueuedJob('actor-jobs', {}, { now: old });
     const running = transition(queued, 'running', { at: old, patch: { attempts: 1, heartbeatAt: old.toISOString() } });
     await store.createJobs([running]);
-    const reconciler = createReconciler({ store, transport, logger }, { retryPolicy: policy, heartbeatTimeoutInMs: 30_000 });
+    const reconciler = createReconciler(
+      { store, transport, logger },
+      { retryPolicy: policy, heartbeatTimeoutInMs: 30_000 },
+    );
     expect(await reconciler.reconcile()).toMatchObject({ expired: 1, redispatched: 1 });
     const job = await store.getJob(running.id);
     expect(job?.state).toBe('retrying');
@@ -99,10 +107,16 @@ describe('reconciler', () => {
       const jobs: Job[] = [
         ...Array.from({ length: 5 }, () => makeQueuedJob('batch-jobs', {}, { now })),
         makeJob({}, { now }),
-        transition(makeQueuedJob('spark-jobs', {}, { now }), 'running', { at: now, patch: { attempts: 1, heartbeatAt: now.toISOString() } }),
+        transition(makeQueuedJob('spark-jobs', {}, { now }), 'running', {
+          at: now,
+          patch: { attempts: 1, heartbeatAt: now.toISOString() },
+        }),
       ];
       await fresh.createJobs(jobs);
-      await fresh.markDispatched(jobs.map((j) => j.id), now); // their messages died with the old process
+      await fresh.markDispatched(
+        jobs.map((j) => j.id),
+        now,
+      ); // their messages died with the old process
       await new Promise((r) => setTimeout(r, 5));
       const reconciler = createReconciler({ store: fresh, transport, logger }, { retryPolicy: policy, pageSize: 2 });
       expect(await reconciler.reconcile({ recoverAll: true })).toEqual({ redispatched: 7, expired: 1 });

@@ -3,7 +3,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { computeSyntheticAggregates, createHandlerRegistry, runSynthetic, dispatchJobs, lanesOf, resultKeyFor, transition } from '@orch/core';
+import {
+  computeSyntheticAggregates,
+  createHandlerRegistry,
+  runSynthetic,
+  dispatchJobs,
+  lanesOf,
+  resultKeyFor,
+  transition,
+} from '@orch/core';
 import type { BlobStore, Job, JobStore, QueueTransport, Subscription } from '@orch/core';
 import { createFsBlobStore } from '@orch/platform/fs-blob';
 import { createMemoryTransport } from '@orch/platform/memory';
