@@ -11,6 +11,14 @@ export default defineConfig({
       },
       {
         test: {
+          name: 'integration',
+          include: ['services/*/test/integration/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        test: {
           name: 'e2e',
           include: ['services/*/test/e2e/**/*.test.ts'],
           testTimeout: 120_000,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the local servers the integration tests and local mode use are installed and running:
-# PostgreSQL (127.0.0.1:5432, trust auth, database "test") and RabbitMQ (127.0.0.1:5672, guest/guest).
+# PostgreSQL (127.0.0.1:5432, trust auth, database "test") and RabbitMQ (127.0.0.1:5672, guest/guest,
+# management API on 127.0.0.1:15672).
 # Idempotent; installs with apt-get on a fresh Debian machine (needs root).
 set -euo pipefail
 
@@ -65,8 +66,16 @@ ensure_rabbitmq() {
     rabbitmq-server -detached >/dev/null 2>&1 || true
     wait_for RabbitMQ 60 rabbitmqctl -q await_startup
   fi
+  # The management API (15672) reports unacknowledged (in-flight) counts for queue depth and KEDA.
+  if ! curl -fsS -u guest:guest http://127.0.0.1:15672/api/overview >/dev/null 2>&1; then
+    log 'enabling the RabbitMQ management plugin'
+    rabbitmq-plugins enable --quiet rabbitmq_management >/dev/null
+    wait_for 'RabbitMQ management API' 60 curl -fsS -u guest:guest http://127.0.0.1:15672/api/overview
+  fi
   log 'RabbitMQ ready'
 }
+
+command -v curl >/dev/null 2>&1 || apt_install curl
 
 services=("$@")
 if [ ${#services[@]} -eq 0 ]; then services=(postgres rabbitmq); fi
