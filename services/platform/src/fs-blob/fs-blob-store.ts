@@ -20,14 +20,27 @@ export function createFsBlobStore(options: FsBlobStoreOptions): BlobStore {
     return join(rootDir, key);
   };
 
+  // Folders known to exist: a busy store writes many blobs into few folders.
+  const folders = new Set<string>();
+
   return {
     async uploadBlob(key, data) {
       const path = pathOf(key);
-      await mkdir(dirname(path), { recursive: true });
+      const folder = dirname(path);
+      if (!folders.has(folder)) {
+        await mkdir(folder, { recursive: true });
+        if (folders.size < 10_000) folders.add(folder);
+      }
       // Same folder, so the rename stays on one file system and is atomic.
-      const temp = join(dirname(path), `.${randomUUID()}.tmp`);
+      const temp = join(folder, `.${randomUUID()}.tmp`);
       try {
-        const file = await open(temp, 'wx');
+        const file = await open(temp, 'wx').catch(async (e: unknown) => {
+          if (!isMissing(e)) throw e;
+          // The folder was removed behind our back: make it again.
+          folders.delete(folder);
+          await mkdir(folder, { recursive: true });
+          return open(temp, 'wx');
+        });
         try {
           await file.writeFile(data);
           await file.sync();

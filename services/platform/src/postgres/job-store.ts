@@ -3,6 +3,8 @@ import {
   OrchestratorError,
   isOrchestratorError,
   type Job,
+  type IdempotencyRecord,
+  type JobActivity,
   type JobFailure,
   type JobPage,
   type JobQuery,
@@ -12,13 +14,22 @@ import {
   type Priority,
   type RecoveryQuery,
   type Transition,
+  type WorkerPresence,
 } from '@orch/core';
 import type { Logger } from 'pino';
 import { migrate } from './migrate.ts';
 import type { SqlClient } from './sql-client.ts';
+import { createBatcher } from '../shared/batcher.ts';
+import type { Batcher } from '../shared/batcher.ts';
+import { NETWORK_ERROR_CODES } from '../shared/network-errors.ts';
 
 export interface PostgresJobStoreOptions {
   logger?: Logger;
+  /**
+   * Group-commit statements of one kind running at once (see `PostgresJobStore`): 1 for a single
+   * connection (PGlite), more for a pool. @default 1
+   */
+  maxBatchesInFlight?: number;
 }
 
 /**
@@ -34,11 +45,14 @@ export async function createPostgresJobStore(
   } catch (e) {
     throw translateError(e);
   }
-  return new PostgresJobStore(client);
+  return new PostgresJobStore(client, options.maxBatchesInFlight ?? 1);
 }
 
 /** States whose job needs a queue message; entering one of them clears `dispatched_at`. */
 const MESSAGE_STATES = `('submitted', 'queued', 'retrying')`;
+/** Jobs that count against a tenant's quota; `jobs_tenant_live_idx` covers exactly these. */
+const LIVE_STATES = `('submitted', 'queued', 'retrying', 'running')`;
+const TERMINAL_STATES_SQL = `('succeeded', 'failed', 'cancelled')`;
 
 /** Rows per INSERT: 22 parameters each, well under PostgreSQL's 65,535 per statement. */
 const INSERT_CHUNK_ROWS = 500;
@@ -46,35 +60,41 @@ const INSERT_CHUNK_ROWS = 500;
 /** Text in exactly `Date.prototype.toISOString()` form, whatever the driver makes of timestamptz. */
 const iso = (column: string): string => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
-/** The SELECT/RETURNING list that `toJob` reads. */
-const JOB_COLUMNS = [
-  'id',
-  'state',
-  'version',
-  'priority',
-  'rows::float8 AS rows',
-  'estimated_runtime_sec',
-  'latency_sensitive',
-  'type',
-  'data',
-  'queue',
-  'cost',
-  'reason',
-  'attempts',
-  'max_attempts',
-  'error',
-  'result_key',
-  'batch_task_id',
-  `${iso('created_at')} AS created_at`,
-  `${iso('updated_at')} AS updated_at`,
-  `${iso('heartbeat_at')} AS heartbeat_at`,
-  `${iso('next_attempt_at')} AS next_attempt_at`,
-  'history',
-].join(', ');
+/** The SELECT/RETURNING list that `toJob` reads, its columns qualified with `table` when given. */
+const jobColumns = (table?: string): string => {
+  const c = (column: string): string => (table ? `${table}.${column}` : column);
+  return [
+    c('id'),
+    c('tenant'),
+    c('state'),
+    c('version'),
+    c('priority'),
+    `${c('rows')}::float8 AS rows`,
+    c('estimated_runtime_sec'),
+    c('latency_sensitive'),
+    c('type'),
+    c('data'),
+    c('queue'),
+    c('cost'),
+    c('reason'),
+    c('attempts'),
+    c('max_attempts'),
+    c('error'),
+    c('result_key'),
+    c('batch_task_id'),
+    `${iso(c('created_at'))} AS created_at`,
+    `${iso(c('updated_at'))} AS updated_at`,
+    `${iso(c('heartbeat_at'))} AS heartbeat_at`,
+    `${iso(c('next_attempt_at'))} AS next_attempt_at`,
+    c('history'),
+  ].join(', ');
+};
+const JOB_COLUMNS = jobColumns();
 
 /** Written columns in parameter order, with the cast each parameter gets. */
 const WRITE_COLUMNS: readonly (readonly [column: string, cast: string])[] = [
   ['id', 'text'],
+  ['tenant', 'text'],
   ['state', 'text'],
   ['version', 'integer'],
   ['priority', 'text'],
@@ -104,6 +124,7 @@ const INSERT_PREFIX = `INSERT INTO jobs (${WRITE_COLUMNS.map(([c]) => c).join(',
 function toParams(job: Job): unknown[] {
   return [
     job.id,
+    job.tenant,
     job.state,
     job.version,
     job.priority,
@@ -128,30 +149,71 @@ function toParams(job: Job): unknown[] {
   ];
 }
 
-/** Every column but `id` and `created_at`, which never change, and `version`, which the store bumps. */
+/** Every column but `id`, `tenant` and `created_at`, which never change, and `version`, which the store bumps. */
 const MUTABLE_COLUMNS = WRITE_COLUMNS.map(([column, cast], index) => ({ column, cast, index })).filter(
-  ({ column }) => !['id', 'version', 'created_at'].includes(column),
+  ({ column }) => !['id', 'tenant', 'version', 'created_at'].includes(column),
 );
 
-/** Parameters: $1 id, $2 the expected version, then the `MUTABLE_COLUMNS`. */
-const UPDATE_SQL = (() => {
-  const placeholders = new Map(MUTABLE_COLUMNS.map(({ column, cast }, k) => [column, `$${k + 3}::${cast}`]));
-  const sets = MUTABLE_COLUMNS.map(({ column }) => `${column} = ${placeholders.get(column)}`);
-  const state = placeholders.get('state') ?? '';
-  // A job entering a state that needs a message has none yet; staying in it keeps the one it has.
+/**
+ * Compare-and-set of many jobs in one statement. Parameters are one array per column: $1 ids, $2
+ * expected versions, then the `MUTABLE_COLUMNS`; a row is written only where its version still
+ * matches. The store maintains `dispatched_at`, `started_at` and `finished_at` itself.
+ */
+const UPDATE_MANY_SQL = (() => {
+  const names = MUTABLE_COLUMNS.map(({ column }) => column);
+  const arrays = MUTABLE_COLUMNS.map(({ cast }, k) => `$${k + 3}::${cast}[]`);
+  const sets = names.map((column) => `${column} = v.${column}`);
   return `UPDATE jobs SET ${sets.join(', ')}, version = jobs.version + 1,
-      dispatched_at = CASE WHEN ${state} IN ${MESSAGE_STATES} AND jobs.state <> ${state} THEN NULL ELSE jobs.dispatched_at END
-    WHERE id = $1::text AND version = $2::integer
-    RETURNING ${JOB_COLUMNS}`;
+      dispatched_at = CASE WHEN v.state IN ${MESSAGE_STATES} AND jobs.state <> v.state THEN NULL ELSE jobs.dispatched_at END,
+      started_at = COALESCE(jobs.started_at, CASE WHEN v.state = 'running' THEN v.updated_at END),
+      finished_at = CASE WHEN v.state IN ${TERMINAL_STATES_SQL} THEN COALESCE(jobs.finished_at, v.updated_at) END
+    FROM unnest($1::text[], $2::integer[], ${arrays.join(', ')}) AS v(id, if_version, ${names.join(', ')})
+    WHERE jobs.id = v.id AND jobs.version = v.if_version
+    RETURNING ${jobColumns('jobs')}`;
 })();
 
-function toUpdateParams(job: Job, ifVersion: number): unknown[] {
-  const all = toParams(job);
-  return [job.id, ifVersion, ...MUTABLE_COLUMNS.map(({ index }) => all[index])];
+/** `UPDATE_MANY_SQL`'s parameters for these updates (whose ids must be distinct). */
+function toUpdateManyParams(updates: readonly JobUpdate[]): unknown[] {
+  const rows = updates.map(({ job }) => toParams(job));
+  return [
+    updates.map(({ job }) => job.id),
+    updates.map(({ ifVersion }) => ifVersion),
+    ...MUTABLE_COLUMNS.map(({ index }) => rows.map((row) => row[index])),
+  ];
+}
+
+interface CreateCall {
+  jobs: readonly Job[];
+  idempotency?: IdempotencyRecord;
+}
+
+/**
+ * Records an idempotency key in `tx`: an expired record under the key is replaced; a live one makes
+ * the insert fail (unique violation on `idempotency_keys_pkey`). Also purges a few other expired
+ * keys, so the table stays bounded without a job of its own.
+ */
+async function claimIdempotencyKey(tx: SqlClient, record: IdempotencyRecord): Promise<void> {
+  await tx.query(
+    `DELETE FROM idempotency_keys
+      WHERE (tenant = $1::text AND key = $2::text AND expires_at <= $3::timestamptz)
+         OR ctid IN (SELECT ctid FROM idempotency_keys WHERE expires_at <= $3::timestamptz LIMIT 100)`,
+    [record.tenant, record.key, record.createdAt],
+  );
+  await tx.query(
+    `INSERT INTO idempotency_keys (tenant, key, request_hash, job_ids, created_at, expires_at)
+     VALUES ($1::text, $2::text, $3::text, $4::jsonb, $5::timestamptz, $6::timestamptz)`,
+    [record.tenant, record.key, record.requestHash, JSON.stringify(record.jobIds), record.createdAt, record.expiresAt],
+  );
+}
+
+interface JobUpdate {
+  job: Job;
+  ifVersion: number;
 }
 
 interface JobRow {
   id: string;
+  tenant: string;
   state: JobState;
   version: number;
   priority: Priority;
@@ -178,6 +240,7 @@ interface JobRow {
 function toJob(row: JobRow): Job {
   return {
     id: row.id,
+    tenant: row.tenant,
     state: row.state,
     version: row.version,
     priority: row.priority,
@@ -200,18 +263,99 @@ function toJob(row: JobRow): Job {
   };
 }
 
+/**
+ * The hot operations (`createJobs`, `getJob`, `updateJob`, `markDispatched`) go through group
+ * commit: calls made while the previous statement of their kind runs are sent together as one
+ * statement, so a busy pipeline pays one round trip (and, on PGlite, one parse) per batch rather
+ * than per job. Semantics are per call, as if each ran alone.
+ */
 class PostgresJobStore implements JobStore {
   readonly #client: SqlClient;
   #closed = false;
+  readonly #creates: Batcher<CreateCall, Error | undefined>;
+  readonly #reads: Batcher<string, Job | undefined>;
+  readonly #updates: Batcher<JobUpdate, Job | undefined>;
+  readonly #dispatches: Batcher<{ ids: readonly string[]; at: Date }, void>;
 
-  constructor(client: SqlClient) {
+  constructor(client: SqlClient, maxBatchesInFlight: number) {
     this.#client = client;
+    const maxInFlight = maxBatchesInFlight;
+    this.#creates = createBatcher({ maxInFlight, run: (calls) => this.#createMany(calls) });
+    this.#reads = createBatcher({
+      maxInFlight,
+      run: async (ids) => {
+        const byId = new Map((await this.#selectJobs(ids)).map((job) => [job.id, job]));
+        return ids.map((id) => byId.get(id));
+      },
+    });
+    this.#updates = createBatcher({
+      maxInFlight,
+      // Two updates of one job never share a statement: the second waits and then loses its CAS.
+      keyOf: (update) => update.job.id,
+      run: async (updates) => {
+        const { rows } = await this.#client.query<JobRow>(UPDATE_MANY_SQL, toUpdateManyParams(updates));
+        const byId = new Map(rows.map((row) => [row.id, toJob(row)]));
+        return updates.map(({ job }) => byId.get(job.id));
+      },
+    });
+    this.#dispatches = createBatcher({
+      maxInFlight,
+      run: async (calls) => {
+        const ids = calls.flatMap((call) => call.ids);
+        const ats = calls.flatMap((call) => call.ids.map(() => call.at.toISOString()));
+        await this.#client.query(
+          `UPDATE jobs SET dispatched_at = v.at
+             FROM unnest($1::text[], $2::timestamptz[]) AS v(id, at)
+            WHERE jobs.id = v.id AND jobs.state IN ${MESSAGE_STATES}`,
+          [ids, ats],
+        );
+        return calls.map(() => undefined);
+      },
+    });
   }
 
-  createJobs(jobs: readonly Job[]): Promise<void> {
-    if (jobs.length === 0) return Promise.resolve();
-    return this.#run(() =>
+  createJobs(jobs: readonly Job[], options: { idempotency?: IdempotencyRecord } = {}): Promise<void> {
+    if (jobs.length === 0 && !options.idempotency) return Promise.resolve();
+    return this.#run(async () => {
+      const error = await this.#creates.add({ jobs, ...(options.idempotency && { idempotency: options.idempotency }) });
+      if (error) throw error;
+    });
+  }
+
+  getIdempotencyRecord(tenant: string, key: string, now: Date): Promise<IdempotencyRecord | undefined> {
+    return this.#run(async () => {
+      const { rows } = await this.#client.query<{
+        request_hash: string;
+        job_ids: string[];
+        created_at: string;
+        expires_at: string;
+      }>(
+        `SELECT request_hash, job_ids, ${iso('created_at')} AS created_at, ${iso('expires_at')} AS expires_at
+           FROM idempotency_keys WHERE tenant = $1::text AND key = $2::text AND expires_at > $3::timestamptz`,
+        [tenant, key, now.toISOString()],
+      );
+      const row = rows[0];
+      return (
+        row && {
+          tenant,
+          key,
+          requestHash: row.request_hash,
+          jobIds: row.job_ids,
+          createdAt: row.created_at,
+          expiresAt: row.expires_at,
+        }
+      );
+    });
+  }
+
+  /**
+   * Inserts the jobs of several calls in one transaction. If that fails (one call's id exists), each
+   * call is retried alone, so only the calls that conflict fail.
+   */
+  async #createMany(calls: readonly CreateCall[]): Promise<(Error | undefined)[]> {
+    const insert = (jobs: readonly Job[], records: readonly IdempotencyRecord[]) =>
       this.#client.transaction(async (tx) => {
+        for (const record of records) await claimIdempotencyKey(tx, record);
         for (let start = 0; start < jobs.length; start += INSERT_CHUNK_ROWS) {
           const chunk = jobs.slice(start, start + INSERT_CHUNK_ROWS);
           const params: unknown[] = [];
@@ -222,32 +366,48 @@ class PostgresJobStore implements JobStore {
           });
           await tx.query(INSERT_PREFIX + tuples.join(', '), params);
         }
-      }),
-    );
+      });
+    const recordsOf = (call: CreateCall) => (call.idempotency ? [call.idempotency] : []);
+    if (calls.length === 1 && calls[0]) {
+      await insert(calls[0].jobs, recordsOf(calls[0]));
+      return [undefined];
+    }
+    try {
+      await insert(
+        calls.flatMap((call) => call.jobs),
+        calls.flatMap(recordsOf),
+      );
+      return calls.map(() => undefined);
+    } catch {
+      return Promise.all(
+        calls.map((call) =>
+          insert(call.jobs, recordsOf(call)).then(
+            () => undefined,
+            (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
+          ),
+        ),
+      );
+    }
   }
 
   getJob(id: string): Promise<Job | undefined> {
-    return this.#run(async () => {
-      const { rows } = await this.#client.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = $1::text`, [id]);
-      return rows[0] && toJob(rows[0]);
-    });
+    return this.#run(() => this.#reads.add(id));
+  }
+
+  async #selectJobs(ids: readonly string[]): Promise<Job[]> {
+    const { rows } = await this.#client.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = ANY($1::text[])`, [
+      [...ids],
+    ]);
+    return rows.map(toJob);
   }
 
   getJobs(ids: readonly string[]): Promise<Job[]> {
     if (ids.length === 0) return Promise.resolve([]);
-    return this.#run(async () => {
-      const { rows } = await this.#client.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = ANY($1::text[])`, [
-        [...ids],
-      ]);
-      return rows.map(toJob);
-    });
+    return this.#run(() => this.#selectJobs(ids));
   }
 
   updateJob(job: Job, options: { ifVersion: number }): Promise<Job | undefined> {
-    return this.#run(async () => {
-      const { rows } = await this.#client.query<JobRow>(UPDATE_SQL, toUpdateParams(job, options.ifVersion));
-      return rows[0] && toJob(rows[0]);
-    });
+    return this.#run(() => this.#updates.add({ job, ifVersion: options.ifVersion }));
   }
 
   queryJobs(query: JobQuery): Promise<JobPage> {
@@ -257,6 +417,10 @@ class PostgresJobStore implements JobStore {
     }
     const params: unknown[] = [];
     const where: string[] = [];
+    if (query.tenant !== undefined) {
+      params.push(query.tenant);
+      where.push(`tenant = $${params.length}::text`);
+    }
     if (query.state !== undefined) {
       params.push(query.state);
       where.push(`state = $${params.length}::text`);
@@ -291,13 +455,7 @@ class PostgresJobStore implements JobStore {
 
   markDispatched(ids: readonly string[], at: Date): Promise<void> {
     if (ids.length === 0) return Promise.resolve();
-    return this.#run(async () => {
-      await this.#client.query(
-        `UPDATE jobs SET dispatched_at = $2::timestamptz
-          WHERE id = ANY($1::text[]) AND state IN ${MESSAGE_STATES}`,
-        [[...ids], at.toISOString()],
-      );
-    });
+    return this.#run(() => this.#dispatches.add({ ids, at }));
   }
 
   recordHeartbeat(ids: readonly string[], at: Date): Promise<string[]> {
@@ -345,6 +503,16 @@ class PostgresJobStore implements JobStore {
     });
   }
 
+  countLiveJobs(tenant: string): Promise<number> {
+    return this.#run(async () => {
+      const { rows } = await this.#client.query<{ n: number }>(
+        `SELECT count(*)::integer AS n FROM jobs WHERE tenant = $1::text AND state IN ${LIVE_STATES}`,
+        [tenant],
+      );
+      return rows[0]?.n ?? 0;
+    });
+  }
+
   countByState(): Promise<Record<JobState, number>> {
     return this.#run(async () => {
       const { rows } = await this.#client.query<{ state: JobState; n: number }>(
@@ -353,6 +521,84 @@ class PostgresJobStore implements JobStore {
       const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
       for (const { state, n } of rows) counts[state] = n;
       return counts;
+    });
+  }
+
+  getActivity(since: Date): Promise<JobActivity> {
+    return this.#run(async () => {
+      const { rows } = await this.#client.query<{
+        succeeded: number;
+        failed: number;
+        started: number;
+        p50: number | null;
+        p95: number | null;
+        p99: number | null;
+      }>(
+        `WITH finished AS (
+            SELECT count(*) FILTER (WHERE state = 'succeeded')::integer AS succeeded,
+                   count(*) FILTER (WHERE state = 'failed')::integer AS failed
+              FROM jobs WHERE finished_at >= $1::timestamptz
+          ), started AS (
+            SELECT count(*)::integer AS started,
+                   percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (
+                     ORDER BY extract(epoch FROM started_at - created_at) * 1000) AS p
+              FROM jobs WHERE started_at >= $1::timestamptz
+          )
+          SELECT succeeded, failed, started, p[1] AS p50, p[2] AS p95, p[3] AS p99 FROM finished, started`,
+        [since.toISOString()],
+      );
+      const row = rows[0];
+      if (!row) throw new Error('activity query returned no row');
+      return {
+        succeeded: row.succeeded,
+        failed: row.failed,
+        started: row.started,
+        dispatchLatencyInMs:
+          row.started === 0 || row.p50 === null
+            ? null
+            : { p50: Number(row.p50), p95: Number(row.p95), p99: Number(row.p99) },
+      };
+    });
+  }
+
+  recordWorker(worker: WorkerPresence): Promise<void> {
+    return this.#run(async () => {
+      await this.#client.query(
+        `INSERT INTO workers (id, pool, concurrency, in_flight, seen_at)
+           VALUES ($1::text, $2::text, $3::integer, $4::integer, $5::timestamptz)
+         ON CONFLICT (id) DO UPDATE SET pool = EXCLUDED.pool, concurrency = EXCLUDED.concurrency,
+           in_flight = EXCLUDED.in_flight, seen_at = EXCLUDED.seen_at`,
+        [worker.id, worker.pool, worker.concurrency, worker.inFlight, worker.seenAt],
+      );
+    });
+  }
+
+  removeWorker(id: string): Promise<void> {
+    return this.#run(async () => {
+      await this.#client.query('DELETE FROM workers WHERE id = $1::text', [id]);
+    });
+  }
+
+  listWorkers(since: Date): Promise<WorkerPresence[]> {
+    return this.#run(async () => {
+      const { rows } = await this.#client.query<{
+        id: string;
+        pool: PoolQueue;
+        concurrency: number;
+        in_flight: number;
+        seen_at: string;
+      }>(
+        `SELECT id, pool, concurrency, in_flight, ${iso('seen_at')} AS seen_at
+           FROM workers WHERE seen_at >= $1::timestamptz ORDER BY pool, id`,
+        [since.toISOString()],
+      );
+      return rows.map((r) => ({
+        id: r.id,
+        pool: r.pool,
+        concurrency: r.concurrency,
+        inFlight: r.in_flight,
+        seenAt: r.seen_at,
+      }));
     });
   }
 
@@ -409,15 +655,8 @@ function decodeCursor(text: string): Cursor | undefined {
 }
 
 /** Node socket errors and PostgreSQL SQLSTATEs that mean "the database is not there right now". */
-const UNAVAILABLE_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EPIPE',
+const UNAVAILABLE_CODES: ReadonlySet<string> = new Set([
+  ...NETWORK_ERROR_CODES,
   '57P01', // admin_shutdown
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now
@@ -432,8 +671,11 @@ const UNAVAILABLE_MESSAGE =
 function translateError(e: unknown): unknown {
   if (isOrchestratorError(e)) return e;
   const code = errorCode(e);
-  if (code === '23505') {
+  if (code === '23505' && constraintOf(e) === 'jobs_pkey') {
     return new OrchestratorError('CONFLICT', `job already exists: ${detailOf(e) ?? messageOf(e)}`, { cause: e });
+  }
+  if (code === '23505' && constraintOf(e) === 'idempotency_keys_pkey') {
+    return new OrchestratorError('IDEMPOTENCY_KEY_IN_USE', 'the idempotency key is already in use', { cause: e });
   }
   if (
     (code !== undefined && (code.startsWith('08') || UNAVAILABLE_CODES.has(code))) ||
@@ -450,6 +692,11 @@ function translateError(e: unknown): unknown {
 function errorCode(e: unknown): string | undefined {
   if (typeof e !== 'object' || e === null || !('code' in e)) return undefined;
   return typeof e.code === 'string' ? e.code : undefined;
+}
+
+function constraintOf(e: unknown): string | undefined {
+  if (typeof e !== 'object' || e === null || !('constraint' in e)) return undefined;
+  return typeof e.constraint === 'string' ? e.constraint : undefined;
 }
 
 function detailOf(e: unknown): string | undefined {

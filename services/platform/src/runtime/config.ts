@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { DEFAULT_CLASSIFIER_OPTIONS, DEFAULT_RETRY_POLICY, OrchestratorError } from '@orch/core';
-import type { ClassifierOptions, RetryPolicy } from '@orch/core';
+import { DEFAULT_CLASSIFIER_OPTIONS, DEFAULT_RETRY_POLICY, OrchestratorError, POOL_SCALING } from '@orch/core';
+import type { ClassifierOptions, RetryPolicy, ScalingRule } from '@orch/core';
 
 /**
  * Configuration fragments shared by the services. Each service's `config.ts` merges the ones it
@@ -12,15 +12,82 @@ const positive = (fallback: number) => z.coerce.number().positive().default(fall
 
 export const logConfig = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** json, pretty, or auto (pretty when stdout is a terminal). */
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
   SHUTDOWN_TIMEOUT_MS: positiveInt(30_000),
 });
 
-export const storageConfig = z.object({
+/** The probe endpoints of services without an HTTP API (scheduler, workers, batch submitter). */
+export const opsConfig = z.object({
+  OPS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  /** Kubernetes probes come from the node: set 0.0.0.0 in a cluster. */
+  OPS_HOST: z.string().min(1).default('127.0.0.1'),
+});
+
+const flag = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .default(fallback ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+/**
+ * Where blobs live. The mode picks the default adapter: `fs` (under DATA_DIR) in embedded mode,
+ * `azure` (Azurite in local mode, Azure Blob Storage in azure mode) otherwise.
+ */
+export const blobConfig = z.object({
+  ORCH_MODE: z.enum(['embedded', 'local', 'azure']).default('embedded'),
   /** Embedded mode keeps its database (PGlite) and blobs under this folder. */
   DATA_DIR: z.string().min(1).default('.data'),
-  QUEUE_TRANSPORT: z.enum(['memory']).default('memory'),
+  BLOB_STORE: z.enum(['fs', 'azure']).optional(),
+  /** Local mode default: UseDevelopmentStorage=true (Azurite on 127.0.0.1:10000). */
+  AZURE_STORAGE_CONNECTION_STRING: z.string().optional(),
+  /** e.g. https://<account>.blob.core.windows.net, with DefaultAzureCredential. */
+  AZURE_STORAGE_ACCOUNT_URL: z.url().optional(),
+  BLOB_CONTAINER: z
+    .string()
+    .regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/, 'a valid container name')
+    .default('results'),
+});
+
+/** Queues and the job store, on top of the blob settings. */
+export const storageConfig = blobConfig.extend({
+  QUEUE_TRANSPORT: z.enum(['memory', 'rabbitmq', 'servicebus']).optional(),
   QUEUE_LOCK_DURATION_MS: positiveInt(60_000),
   QUEUE_MAX_DELIVERY_COUNT: positiveInt(10),
+  RABBITMQ_URL: z.string().default('amqp://guest:guest@127.0.0.1:5672'),
+  /** The management API, for in-flight (unacknowledged) counts in queue depth. Empty = ready counts only. */
+  RABBITMQ_MANAGEMENT_URL: z.string().default('http://guest:guest@127.0.0.1:15672'),
+  /** Fully qualified, e.g. orch-prod.servicebus.windows.net, with DefaultAzureCredential. */
+  SERVICEBUS_NAMESPACE: z.string().optional(),
+  SERVICEBUS_CONNECTION_STRING: z.string().optional(),
+  /** Queue depth is read from the namespace at most this often (management calls are throttled). */
+  QUEUE_DEPTH_CACHE_MS: int(5_000),
+  JOB_STORE: z.enum(['pglite', 'postgres']).optional(),
+  DATABASE_URL: z.string().default('postgres://postgres@127.0.0.1:5432/orchestrator'),
+  /** Azure Database for PostgreSQL: the password is an Entra ID token from DefaultAzureCredential. */
+  DATABASE_ENTRA_AUTH: flag(false),
+  DATABASE_MAX_CONNECTIONS: positiveInt(10),
+});
+
+/** Where batch-pool tasks run: child processes (`local`, embedded and local modes) or Azure Batch. */
+export const batchBackendConfig = z.object({
+  BATCH_BACKEND: z.enum(['local', 'azure']).optional(),
+  /** Local backend: tasks run at once (child processes). */
+  BATCH_MAX_CONCURRENT_TASKS: positiveInt(2),
+  /** Jobs a task runs at once. */
+  TASK_JOB_CONCURRENCY: positiveInt(4),
+  /** e.g. https://<account>.<region>.batch.azure.com, with DefaultAzureCredential. */
+  AZURE_BATCH_ACCOUNT_URL: z.url().optional(),
+  AZURE_BATCH_POOL_ML: z.string().min(1).default('ml'),
+  AZURE_BATCH_POOL_BATCH: z.string().min(1).default('batch'),
+  /** Batch jobs are `<prefix>-ml` and `<prefix>-batch`, created on demand. */
+  AZURE_BATCH_JOB_PREFIX: z.string().min(1).default('orch'),
+  /** The task's command line, run inside the worker image on the pool's nodes. */
+  AZURE_BATCH_TASK_COMMAND: z.string().min(1).default('node /app/services/workers/src/task-runner.ts'),
+  /** The worker image the tasks run in (pools with a container configuration). */
+  AZURE_BATCH_TASK_IMAGE: z.string().optional(),
+  /** Client id of the pools' user-assigned identity, so tasks write results to Blob with it. */
+  AZURE_BATCH_TASK_CLIENT_ID: z.string().optional(),
 });
 
 export const retryConfig = z.object({
@@ -55,6 +122,26 @@ export const reconcilerConfig = z.object({
   /** A running job whose heartbeat is older than this is taken back and retried. */
   HEARTBEAT_TIMEOUT_MS: positiveInt(30_000),
 });
+
+/**
+ * Local autoscaling (embedded and local modes): the actor and spark pools' replicas follow their
+ * queues by KEDA's rule (`POOL_SCALING` in @orch/core, the same targets as the ScaledObjects).
+ */
+export const autoscaleConfig = z.object({
+  AUTOSCALE: flag(true),
+  /** KEDA's pollingInterval (15 s in the ScaledObjects; shorter here so it can be watched). */
+  AUTOSCALE_POLL_INTERVAL_MS: positiveInt(2_000),
+  /** The HPA's scale-down stabilization window (300 s on AKS). */
+  AUTOSCALE_SCALE_DOWN_WINDOW_MS: int(30_000),
+});
+
+/** The scaling rule of an AKS pool with the local window applied. */
+export function toScalingRule(
+  pool: 'actor-jobs' | 'spark-jobs',
+  config: z.output<typeof autoscaleConfig>,
+): ScalingRule {
+  return { ...POOL_SCALING[pool], scaleDownStabilizationInMs: config.AUTOSCALE_SCALE_DOWN_WINDOW_MS };
+}
 
 /**
  * Parses `env` with `schema`, or throws `CONFIG_INVALID` naming every bad key. Empty strings count

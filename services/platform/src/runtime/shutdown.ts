@@ -8,7 +8,8 @@ export interface ShutdownOptions {
 }
 
 /**
- * On SIGTERM or SIGINT, runs the steps in order (stop intake, drain, close connections) and exits 0;
+ * On SIGTERM or SIGINT (or when the parent that started this process with an IPC channel exits),
+ * runs the steps in order (stop intake, drain, close connections) and exits 0;
  * a second signal or the timeout exits 1. An unhandled rejection or uncaught exception is logged as
  * fatal, drains, and exits 1, so the orchestrator (Kubernetes) restarts the process.
  */
@@ -50,6 +51,9 @@ export function onShutdown(
 
   process.once('SIGTERM', () => void stop('SIGTERM', 0));
   process.once('SIGINT', () => void stop('SIGINT', 0));
+  // Started by a supervisor with an IPC channel (the local launcher, a test): when it goes away,
+  // however it went, stop too rather than run on as an orphan.
+  if (process.connected) process.once('disconnect', () => void stop('parent process exited', 0));
   process.on('unhandledRejection', (e) => {
     logger.fatal({ err: e }, 'unhandled rejection');
     void stop('unhandledRejection', 1);

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import {
   JOB_STATES,
   isTerminal,
+  type IdempotencyRecord,
   type Job,
   type JobQuery,
   type JobState,
@@ -170,6 +171,33 @@ export function describeJobStoreContract(name: string, create: () => Promise<Job
         await store.createJobs(jobs);
         return jobs.sort(newestFirst);
       }
+
+      it('given jobs of two tenants, when one tenant is queried, then only its jobs are listed, and its live ones counted', async () => {
+        const a = `tenant-a-${randomUUID()}`;
+        const b = `tenant-b-${randomUUID()}`;
+        const queued = { queue: 'actor-jobs', cost: 1, reason: 'r' } as const;
+        const jobs = [
+          testJob({ tenant: a }),
+          testJob({ tenant: a, state: 'running', decision: queued }),
+          testJob({ tenant: a, state: 'succeeded', decision: queued }),
+          testJob({ tenant: b }),
+        ];
+        await store.createJobs(jobs);
+
+        const page = await store.queryJobs({ tenant: a, limit: 10 });
+        expect(sortById(page.jobs).map((j) => j.id)).toStrictEqual(sortById(jobs.slice(0, 3)).map((j) => j.id));
+        expect(page.jobs.every((j) => j.tenant === a)).toBe(true);
+        const running = await store.queryJobs({ tenant: a, state: 'running', limit: 10 });
+        expect(running.jobs.map((j) => j.id)).toStrictEqual([jobs[1]!.id]);
+
+        expect(await store.countLiveJobs(a)).toBe(2);
+        expect(await store.countLiveJobs(b)).toBe(1);
+        expect(await store.countLiveJobs(`nobody-${randomUUID()}`)).toBe(0);
+        // The tenant never changes, whatever an update carries.
+        const updated = await store.updateJob({ ...jobs[3]!, tenant: a, state: 'cancelled' }, { ifVersion: 1 });
+        expect(updated?.tenant).toBe(b);
+        await cancelAll(store, jobs);
+      });
 
       it('when paging with a cursor, then the pages list every job exactly once, newest first', async () => {
         const mine = await seed();
@@ -383,6 +411,214 @@ export function describeJobStoreContract(name: string, create: () => Promise<Job
       });
     });
 
+    describe('concurrent calls (stores may group them into one statement)', () => {
+      it('when many jobs are created, read and updated at once, then each call gets its own outcome', async () => {
+        const jobs = Array.from({ length: 200 }, () => testJob());
+        await Promise.all(jobs.map((job) => store.createJobs([job])));
+
+        const read = await Promise.all(jobs.map((job) => store.getJob(job.id)));
+        expect(read).toStrictEqual(jobs);
+
+        const at = new Date().toISOString();
+        const updated = await Promise.all(
+          jobs.map((job, i) =>
+            store.updateJob({ ...job, state: 'queued', attempts: i, updatedAt: at }, { ifVersion: job.version }),
+          ),
+        );
+        expect(updated.map((job) => job?.attempts)).toStrictEqual(jobs.map((_, i) => i));
+        expect(updated.every((job) => job?.version === 2)).toBe(true);
+      });
+
+      it('when two updates of one job race from the same version, then exactly one wins', async () => {
+        const job = testJob();
+        await store.createJobs([job]);
+
+        const outcomes = await Promise.all([
+          store.updateJob({ ...job, state: 'queued', attempts: 1 }, { ifVersion: job.version }),
+          store.updateJob({ ...job, state: 'cancelled', attempts: 2 }, { ifVersion: job.version }),
+        ]);
+
+        const winners = outcomes.filter((o) => o !== undefined);
+        expect(winners).toHaveLength(1);
+        expect(await store.getJob(job.id)).toStrictEqual(winners[0]);
+      });
+
+      it('when concurrent creates include one conflicting id, then only that call fails', async () => {
+        const existing = testJob();
+        await store.createJobs([existing]);
+        const fresh = Array.from({ length: 20 }, () => testJob());
+
+        const results = await Promise.allSettled([
+          ...fresh.map((job) => store.createJobs([job])),
+          store.createJobs([testJob(), { ...testJob(), id: existing.id }]),
+        ]);
+
+        expect(results.slice(0, 20).every((r) => r.status === 'fulfilled')).toBe(true);
+        const last = results[20];
+        expect(last?.status).toBe('rejected');
+        expect(last?.status === 'rejected' && (last.reason as { code?: string }).code).toBe('CONFLICT');
+        expect(await store.getJobs(fresh.map((j) => j.id))).toHaveLength(20);
+      });
+
+      it('when many dispatches are marked at once, then recovery no longer returns those jobs', async () => {
+        const old = new Date(Date.parse('1990-01-01T00:00:00Z') + Math.floor(Math.random() * 1e9)).toISOString();
+        const jobs = Array.from({ length: 50 }, () => testJob({ createdAt: old, updatedAt: old }));
+        await store.createJobs(jobs);
+
+        await Promise.all(jobs.map((job) => store.markDispatched([job.id], new Date())));
+
+        const recovered = await store.findJobsToRecover({
+          undispatchedBefore: new Date(Date.parse(old) + 1),
+          heartbeatBefore: new Date(0),
+          limit: 10_000,
+        });
+        const ids = new Set(jobs.map((j) => j.id));
+        expect(recovered.filter((j) => ids.has(j.id))).toStrictEqual([]);
+      });
+    });
+
+    describe('idempotency keys', () => {
+      const record = (overrides: Partial<IdempotencyRecord> = {}): IdempotencyRecord => {
+        const now = Date.now();
+        return {
+          tenant: 'tenant-a',
+          key: `key-${randomUUID()}`,
+          requestHash: 'hash-1',
+          jobIds: [],
+          createdAt: new Date(now).toISOString(),
+          expiresAt: new Date(now + 60_000).toISOString(),
+          ...overrides,
+        };
+      };
+
+      it('when jobs are created with a key, then the record reads back until it expires', async () => {
+        const job = testJob();
+        const claim = record({ jobIds: [job.id] });
+        await store.createJobs([job], { idempotency: claim });
+
+        expect(await store.getIdempotencyRecord(claim.tenant, claim.key, new Date())).toStrictEqual(claim);
+        expect(await store.getIdempotencyRecord('tenant-b', claim.key, new Date())).toBeUndefined();
+        expect(
+          await store.getIdempotencyRecord(claim.tenant, claim.key, new Date(Date.parse(claim.expiresAt))),
+        ).toBeUndefined();
+      });
+
+      it('when the key is live, then a second create with it writes nothing and says IDEMPOTENCY_KEY_IN_USE', async () => {
+        const first = record();
+        await store.createJobs([testJob()], { idempotency: first });
+        const second = testJob();
+
+        await expect(
+          store.createJobs([second], { idempotency: { ...first, requestHash: 'hash-2' } }),
+        ).rejects.toMatchObject({
+          code: 'IDEMPOTENCY_KEY_IN_USE',
+        });
+        expect(await store.getJob(second.id)).toBeUndefined();
+        expect((await store.getIdempotencyRecord(first.tenant, first.key, new Date()))?.requestHash).toBe('hash-1');
+      });
+
+      it('when racing creates use one key, then exactly one succeeds', async () => {
+        const key = `key-${randomUUID()}`;
+        const jobs = Array.from({ length: 5 }, () => testJob());
+        const results = await Promise.allSettled(
+          jobs.map((job) => store.createJobs([job], { idempotency: record({ key, jobIds: [job.id] }) })),
+        );
+
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+        expect((await store.getJobs(jobs.map((j) => j.id))).length).toBe(1);
+      });
+
+      it('when the key has expired, then it can be used again and other tenants never collide', async () => {
+        const past = Date.now() - 120_000;
+        const old = record({
+          createdAt: new Date(past).toISOString(),
+          expiresAt: new Date(past + 1_000).toISOString(),
+        });
+        await store.createJobs([testJob()], { idempotency: old });
+
+        const again = record({ key: old.key, requestHash: 'hash-again' });
+        await store.createJobs([testJob()], { idempotency: again });
+        await store.createJobs([testJob()], { idempotency: { ...again, tenant: 'tenant-b' } });
+
+        expect((await store.getIdempotencyRecord(old.tenant, old.key, new Date()))?.requestHash).toBe('hash-again');
+        expect((await store.getIdempotencyRecord('tenant-b', old.key, new Date()))?.requestHash).toBe('hash-again');
+      });
+    });
+
+    describe('getActivity', () => {
+      // A random far-future window, so jobs of other tests and runs in a shared database stay out of it.
+      const windowStart = () => Date.parse('2900-01-01T00:00:00Z') + Math.floor(Math.random() * 1e6) * 60_000;
+
+      it('when jobs start and finish after `since`, then it counts them and gives their dispatch latency', async () => {
+        const t0 = windowStart();
+        const iso = (offsetInMs: number) => new Date(t0 + offsetInMs).toISOString();
+        const latencies = [100, 200, 300, 400];
+        const jobs = latencies.map((_, i) => testJob({ createdAt: iso(i * 1000), updatedAt: iso(i * 1000) }));
+        await store.createJobs(jobs);
+        const outcomes = ['succeeded', 'succeeded', 'failed', 'running'] as const;
+        for (const [i, job] of jobs.entries()) {
+          const startedAt = i * 1000 + (latencies[i] ?? 0);
+          const running = await store.updateJob(
+            { ...job, state: 'running', updatedAt: iso(startedAt), version: job.version },
+            { ifVersion: job.version },
+          );
+          if (!running) throw new Error('update lost');
+          const outcome = outcomes[i] ?? 'running';
+          if (outcome === 'running') continue;
+          // A retry that runs again must not move the first start.
+          const again = await store.updateJob(
+            { ...running, state: 'running', updatedAt: iso(startedAt + 50) },
+            { ifVersion: running.version },
+          );
+          if (!again) throw new Error('update lost');
+          await store.updateJob(
+            { ...again, state: outcome, updatedAt: iso(startedAt + 500) },
+            { ifVersion: again.version },
+          );
+        }
+
+        const activity = await store.getActivity(new Date(t0));
+
+        expect(activity.succeeded).toBe(2);
+        expect(activity.failed).toBe(1);
+        expect(activity.started).toBe(4);
+        expect(activity.dispatchLatencyInMs?.p50).toBeCloseTo(250, 6);
+        expect(activity.dispatchLatencyInMs?.p95).toBeGreaterThan(300);
+        expect(activity.dispatchLatencyInMs?.p99).toBeLessThanOrEqual(400);
+        const later = await store.getActivity(new Date(t0 + 10_000));
+        expect(later).toStrictEqual({ succeeded: 0, failed: 0, started: 0, dispatchLatencyInMs: null });
+      });
+    });
+
+    describe('workers', () => {
+      it('when workers record their presence, then they are listed until removed or stale', async () => {
+        const now = Date.now();
+        const worker = (n: number, seenAt: number) => ({
+          id: `worker-${randomUUID()}`,
+          pool: n % 2 ? ('spark-jobs' as const) : ('actor-jobs' as const),
+          concurrency: 4,
+          inFlight: n,
+          seenAt: new Date(seenAt).toISOString(),
+        });
+        const fresh = worker(1, now);
+        const stale = worker(2, now - 60_000);
+        await store.recordWorker(fresh);
+        await store.recordWorker(stale);
+        await store.recordWorker({ ...fresh, inFlight: 3 });
+
+        const listed = (await store.listWorkers(new Date(now - 1000))).filter((w) =>
+          [fresh.id, stale.id].includes(w.id),
+        );
+        expect(listed).toStrictEqual([{ ...fresh, inFlight: 3 }]);
+
+        await store.removeWorker(fresh.id);
+        await store.removeWorker(fresh.id);
+        await store.removeWorker(stale.id);
+        const remaining = await store.listWorkers(new Date(now - 120_000));
+        expect(remaining.filter((w) => [fresh.id, stale.id].includes(w.id))).toStrictEqual([]);
+      });
+    });
+
     describe('ping', () => {
       it('when the database is reachable, then ping resolves', async () => {
         await expect(store.ping()).resolves.toBeUndefined();
@@ -396,6 +632,7 @@ function testJob(overrides: Partial<Job> = {}): Job {
   const at = overrides.createdAt ?? new Date().toISOString();
   return {
     id: `test-${randomUUID()}`,
+    tenant: '',
     state: 'submitted',
     version: 1,
     priority: 'normal',
@@ -424,6 +661,7 @@ function fullJob(): Job {
   const id = `test-${randomUUID()}`;
   return testJob({
     id,
+    tenant: 'tenant-żółw',
     state: 'retrying',
     version: 4,
     priority: 'urgent',

@@ -75,6 +75,7 @@ function job(overrides: Partial<Job> = {}): Job {
   const at = new Date().toISOString();
   return {
     id: randomUUID(),
+    tenant: '',
     state: 'submitted',
     version: 1,
     priority: 'normal',

@@ -1,0 +1,2 @@
+export { createAzureBlobStore } from './azure-blob-store.ts';
+export type { AzureBlobStoreOptions } from './azure-blob-store.ts';

@@ -1,0 +1,2 @@
+export { createPrometheusMetrics } from './prometheus-metrics.ts';
+export type { PrometheusMetrics, PrometheusMetricsOptions, QueueDepthReading } from './prometheus-metrics.ts';

@@ -1,0 +1,2 @@
+export { createRabbitMqTransport } from './rabbitmq-transport.ts';
+export type { RabbitMqTransportOptions } from './rabbitmq-transport.ts';

@@ -1,0 +1,44 @@
+import { isOrchestratorError } from '@orch/core';
+import pRetry from 'p-retry';
+import type { Logger } from './logger.ts';
+
+export interface UntilAvailableOptions {
+  /** Stop waiting when this aborts (e.g. the message's lock was lost). */
+  signal?: AbortSignal;
+  logger?: Logger;
+  /** What is being done, for the log. */
+  what: string;
+  /** Give up (rethrow the last error) after this long. @default 60000 */
+  maxWaitInMs?: number;
+}
+
+/**
+ * Runs `operation`, and while it fails with `DEPENDENCY_UNAVAILABLE` (the database or storage is
+ * restarting, a broker connection is being re-established), waits and tries again with backoff
+ * (0.2 s doubling to 5 s, jittered), up to `maxWaitInMs`. Any other error is rethrown at once.
+ *
+ * A message handler uses it so that an outage holds the message instead of handing it back: a
+ * redelivery loop while the database is down would burn the message's delivery count in
+ * milliseconds and dead-letter a job that is perfectly fine.
+ */
+export function untilAvailable<T>(operation: () => Promise<T>, options: UntilAvailableOptions): Promise<T> {
+  const maxRetryTime = options.maxWaitInMs ?? 60_000;
+  return pRetry(operation, {
+    retries: Number.POSITIVE_INFINITY,
+    minTimeout: 200,
+    maxTimeout: 5_000,
+    factor: 2,
+    randomize: true,
+    maxRetryTime,
+    ...(options.signal && { signal: options.signal }),
+    shouldRetry: ({ error }) => isOrchestratorError(error) && error.code === 'DEPENDENCY_UNAVAILABLE',
+    onFailedAttempt: ({ error, attemptNumber, retryDelay }) => {
+      if (isOrchestratorError(error) && error.code === 'DEPENDENCY_UNAVAILABLE') {
+        options.logger?.warn(
+          { err: error.message, attempt: attemptNumber, retryInMs: retryDelay },
+          `${options.what}: a dependency is unavailable; waiting for it`,
+        );
+      }
+    },
+  });
+}
