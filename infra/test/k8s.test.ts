@@ -1,0 +1,587 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ScaledObject, TriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1alpha1';
+import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
+import type { IPodSpec } from 'kubernetes-models/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
+import { apiServiceConfigSchema, buildApp, hashApiKey, parseApiKeys } from '@orch/api';
+import { batchSubmitterConfigSchema } from '@orch/batch-submitter';
+import { AKS_POOL_QUEUES, createHandlerRegistry, lanesOf, POOL_SCALING } from '@orch/core';
+import { createFsBlobStore } from '@orch/platform/fs-blob';
+import { createMemoryTransport } from '@orch/platform/memory';
+import { createPgliteJobStore } from '@orch/platform/postgres';
+import { createLogger, startOpsServer } from '@orch/platform/runtime';
+import { schedulerConfigSchema } from '@orch/scheduler';
+import { workerConfigSchema } from '@orch/workers';
+import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+
+/**
+ * The Kubernetes manifests (k8s/), rendered the way they are applied (`kubectl kustomize`, i.e. the
+ * kustomize built into kubectl; scripts/ensure-tools.sh checks it is there), validated against the
+ * Kubernetes and KEDA schemas, and checked against the code: environment variable names and values
+ * against each service's config schema, ports and probe paths against the servers, queue names and
+ * scaling numbers against @orch/core.
+ */
+
+const K8S_DIR = fileURLToPath(new URL('../../k8s/', import.meta.url));
+const NAMESPACE = 'orchestrator';
+const OVERLAYS = ['azure', 'local'] as const;
+type Overlay = (typeof OVERLAYS)[number];
+
+/** What the tests need of a zod object schema (the services export theirs). */
+interface ConfigSchema {
+  shape: Record<string, unknown>;
+  safeParse(env: unknown): { success: boolean; error?: { issues: { path: PropertyKey[]; message: string }[] } };
+}
+
+interface ServiceSpec {
+  /** Deployment, container, service account and image repository (orchestrator/<name>). */
+  name: string;
+  schema: ConfigSchema;
+  /** The named container port its probes use. */
+  probePort: 'http' | 'ops';
+  /** The pool it serves, for workers. */
+  pool?: (typeof AKS_POOL_QUEUES)[number];
+}
+
+const SERVICES: readonly ServiceSpec[] = [
+  { name: 'api', schema: apiServiceConfigSchema, probePort: 'http' },
+  { name: 'scheduler', schema: schedulerConfigSchema, probePort: 'ops' },
+  { name: 'actor-worker', schema: workerConfigSchema, probePort: 'ops', pool: 'actor-jobs' },
+  { name: 'spark-worker', schema: workerConfigSchema, probePort: 'ops', pool: 'spark-jobs' },
+  { name: 'batch-submitter', schema: batchSubmitterConfigSchema, probePort: 'ops' },
+];
+
+/**
+ * The Secrets Store CSI driver's SecretProviderClass (secrets-store.csi.x-k8s.io/v1), validated
+ * against the schema of its CRD (no kubernetes-models package exists for it): `spec.provider` a
+ * string, `spec.parameters` a map of strings, plus, for the Azure provider, the parameters it
+ * cannot work without.
+ */
+class SecretProviderClass {
+  readonly spec: { provider?: unknown; parameters?: Record<string, unknown> } | undefined;
+  readonly metadata: { name?: string } | undefined;
+
+  constructor(data: { spec?: SecretProviderClass['spec']; metadata?: { name?: string } }) {
+    this.spec = data.spec;
+    this.metadata = data.metadata;
+  }
+
+  validate(): void {
+    const { provider, parameters } = this.spec ?? {};
+    if (typeof provider !== 'string' || provider === '') throw new Error('spec.provider must be a string');
+    for (const [key, value] of Object.entries(parameters ?? {})) {
+      if (typeof value !== 'string') throw new Error(`spec.parameters.${key} must be a string`);
+    }
+    if (provider === 'azure') {
+      for (const key of ['clientID', 'keyvaultName', 'tenantId', 'objects']) {
+        if (!parameters?.[key]) throw new Error(`spec.parameters.${key} is required by the azure provider`);
+      }
+    }
+  }
+}
+
+/** Every kind the overlays may render, with the model that validates it. */
+const MODELS: Readonly<Record<string, new (data: never) => { validate(): void }>> = {
+  'v1/Namespace': Namespace,
+  'v1/ServiceAccount': ServiceAccount,
+  'v1/ConfigMap': ConfigMap,
+  'v1/Secret': Secret,
+  'v1/Service': Service,
+  'v1/PersistentVolumeClaim': PersistentVolumeClaim,
+  'apps/v1/Deployment': Deployment,
+  'apps/v1/StatefulSet': StatefulSet,
+  'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
+  'keda.sh/v1alpha1/ScaledObject': ScaledObject,
+  'keda.sh/v1alpha1/TriggerAuthentication': TriggerAuthentication,
+  'secrets-store.csi.x-k8s.io/v1/SecretProviderClass': SecretProviderClass,
+};
+
+interface RawObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  data?: Record<string, string>;
+}
+
+function render(overlay: Overlay): RawObject[] {
+  const text = execFileSync('kubectl', ['kustomize', join(K8S_DIR, 'overlays', overlay)], { encoding: 'utf8' });
+  return parseAllDocuments(text).map((document) => withUnwrappedSecretData(document.toJS() as RawObject));
+}
+
+/**
+ * Kustomize wraps long base64 values of Secret data at 76 characters; the API server's decoder skips
+ * the line breaks, the schema's "byte" format does not.
+ */
+function withUnwrappedSecretData(object: RawObject): RawObject {
+  if (object.kind !== 'Secret' || object.data === undefined) return object;
+  const data = Object.entries(object.data).map(([k, v]): [string, string] => [k, v.replace(/\s/g, '')]);
+  return { ...object, data: Object.fromEntries(data) };
+}
+
+/** The rendered objects of an overlay, each constructed with its model class. */
+class Manifests {
+  readonly overlay: Overlay;
+  readonly raw: RawObject[];
+  readonly models: unknown[];
+
+  constructor(overlay: Overlay) {
+    this.overlay = overlay;
+    this.raw = render(overlay);
+    this.models = this.raw.map((o) => {
+      const Model = MODELS[`${o.apiVersion}/${o.kind}`];
+      return Model === undefined ? o : new Model(o as never);
+    });
+  }
+
+  all<T>(type: abstract new (...args: never[]) => T): T[] {
+    return this.models.filter((m): m is T => m instanceof type);
+  }
+
+  one<T extends { metadata?: { name?: string } }>(type: abstract new (...args: never[]) => T, name: string): T {
+    const found = this.all(type).find((o) => o.metadata?.name === name);
+    if (found === undefined) throw new Error(`${this.overlay}: no ${type.name} named ${name}`);
+    return found;
+  }
+
+  /** A data object's keys and values (Secrets decoded). */
+  dataOf(kind: 'ConfigMap' | 'Secret', name: string): Record<string, string> {
+    if (kind === 'ConfigMap') return { ...this.one(ConfigMap, name).data };
+    const secret = this.one(Secret, name);
+    const decoded = Object.entries(secret.data ?? {}).map(([k, v]): [string, string] => [
+      k,
+      Buffer.from(v, 'base64').toString(),
+    ]);
+    return { ...Object.fromEntries(decoded), ...secret.stringData };
+  }
+
+  /** The environment a workload's first container gets: envFrom in order, then env. */
+  environmentOf(workload: Deployment | StatefulSet): Record<string, string> {
+    const container = podSpecOf(workload).containers[0];
+    if (container === undefined) throw new Error(`${workload.metadata?.name} has no container`);
+    const env: Record<string, string> = {};
+    for (const source of container.envFrom ?? []) {
+      if (source.configMapRef) Object.assign(env, this.dataOf('ConfigMap', source.configMapRef.name ?? ''));
+      if (source.secretRef) Object.assign(env, this.dataOf('Secret', source.secretRef.name ?? ''));
+    }
+    for (const variable of container.env ?? []) {
+      const ref = variable.valueFrom?.configMapKeyRef ?? variable.valueFrom?.secretKeyRef;
+      const fromRef = variable.valueFrom?.configMapKeyRef
+        ? this.dataOf('ConfigMap', ref?.name ?? '')[ref?.key ?? '']
+        : variable.valueFrom?.secretKeyRef
+          ? this.dataOf('Secret', ref?.name ?? '')[ref?.key ?? '']
+          : undefined;
+      env[variable.name] = variable.value ?? fromRef ?? '';
+    }
+    return env;
+  }
+}
+
+function podSpecOf(workload: Deployment | StatefulSet): IPodSpec {
+  const spec = workload.spec?.template.spec;
+  if (spec === undefined) throw new Error(`${workload.metadata?.name} has no pod spec`);
+  return spec;
+}
+
+const matches = (selector: Record<string, string> | undefined, labels: Record<string, string> | undefined) =>
+  selector !== undefined &&
+  Object.keys(selector).length > 0 &&
+  Object.entries(selector).every(([k, v]) => labels?.[k] === v);
+
+const podLabelsOf = (workload: Deployment | StatefulSet) => workload.spec?.template.metadata?.labels;
+
+const numberOf = (value: string | undefined, fallback: number): number => (value ? Number(value) : fallback);
+
+const rendered = Object.fromEntries(OVERLAYS.map((o) => [o, new Manifests(o)])) as Record<Overlay, Manifests>;
+
+describe.each(OVERLAYS)('k8s/overlays/%s', (overlay) => {
+  const k = rendered[overlay];
+  const deploymentOf = (service: ServiceSpec) => k.one(Deployment, service.name);
+
+  it('renders, and every object validates against the Kubernetes and KEDA schemas', () => {
+    const unknownKinds = k.raw.filter((o) => MODELS[`${o.apiVersion}/${o.kind}`] === undefined);
+    expect(unknownKinds.map((o) => `${o.apiVersion}/${o.kind}`)).toStrictEqual([]);
+    expect(k.raw.length).toBeGreaterThan(20);
+    for (const model of k.models) {
+      const { kind, metadata } = model as RawObject;
+      expect(() => (model as { validate(): void }).validate(), `${kind} ${metadata.name}`).not.toThrow();
+    }
+  });
+
+  it('puts everything in the orchestrator namespace, which enforces the restricted pod security standard', () => {
+    const namespace = k.one(Namespace, NAMESPACE);
+    expect(namespace.metadata?.labels?.['pod-security.kubernetes.io/enforce']).toBe('restricted');
+    const elsewhere = k.raw.filter((o) => o.kind !== 'Namespace' && o.metadata.namespace !== NAMESPACE);
+    expect(elsewhere.map((o) => `${o.kind} ${o.metadata.name}`)).toStrictEqual([]);
+  });
+
+  it('runs each service as a Deployment of its image, with its own service account set up for workload identity', () => {
+    for (const service of SERVICES) {
+      const deployment = deploymentOf(service);
+      const pod = podSpecOf(deployment);
+      expect(pod.containers.map((c) => c.name)).toStrictEqual([service.name]);
+      expect(pod.containers[0]?.image).toMatch(new RegExp(`(^|/)orchestrator/${service.name}(:|@|$)`));
+      expect(pod.serviceAccountName).toBe(service.name);
+      expect(pod.automountServiceAccountToken).toBe(false);
+      expect(podLabelsOf(deployment)?.['azure.workload.identity/use']).toBe('true');
+      expect(matches(deployment.spec?.selector.matchLabels, podLabelsOf(deployment))).toBe(true);
+
+      const account = k.one(ServiceAccount, service.name);
+      expect(account.metadata?.annotations?.['azure.workload.identity/client-id']).toMatch(
+        /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+      );
+    }
+  });
+
+  it('hardens every pod: non-root, no privilege escalation, all capabilities dropped, RuntimeDefault seccomp', () => {
+    const workloads = [...k.all(Deployment), ...k.all(StatefulSet)];
+    expect(workloads.length).toBeGreaterThanOrEqual(SERVICES.length);
+    for (const workload of workloads) {
+      const pod = podSpecOf(workload);
+      const name = workload.metadata?.name;
+      expect(pod.securityContext?.runAsNonRoot, name).toBe(true);
+      expect(pod.securityContext?.runAsUser, name).toBeGreaterThan(0);
+      expect(pod.securityContext?.seccompProfile?.type, name).toBe('RuntimeDefault');
+      for (const container of pod.containers) {
+        expect(container.securityContext?.allowPrivilegeEscalation, name).toBe(false);
+        expect(container.securityContext?.capabilities?.drop, name).toContain('ALL');
+        expect(container.securityContext?.capabilities?.add ?? [], name).toStrictEqual([]);
+        for (const resource of ['cpu', 'memory']) {
+          expect(container.resources?.requests?.[resource], `${name} ${resource} request`).toBeDefined();
+          expect(container.resources?.limits?.[resource], `${name} ${resource} limit`).toBeDefined();
+        }
+      }
+    }
+  });
+
+  it('gives the services a read-only root filesystem, with an emptyDir for /tmp', () => {
+    for (const service of SERVICES) {
+      const pod = podSpecOf(deploymentOf(service));
+      const container = pod.containers[0];
+      expect(container?.securityContext?.readOnlyRootFilesystem, service.name).toBe(true);
+      const tmp = container?.volumeMounts?.find((m) => m.mountPath === '/tmp');
+      expect(pod.volumes?.find((v) => v.name === tmp?.name)?.emptyDir, service.name).toBeDefined();
+    }
+  });
+
+  it("probes each service on its real port, named as the code's PORT / OPS_PORT, and listens on all interfaces", () => {
+    for (const service of SERVICES) {
+      const deployment = deploymentOf(service);
+      const container = podSpecOf(deployment).containers[0];
+      const env = k.environmentOf(deployment);
+      const port = container?.ports?.find((p) => p.name === service.probePort);
+      if (service.probePort === 'http') {
+        expect(port?.containerPort).toBe(numberOf(env.PORT, 8000));
+        expect(env.HOST).toBe('0.0.0.0');
+      } else {
+        expect(port?.containerPort).toBe(numberOf(env.OPS_PORT, 9464));
+        expect(env.OPS_HOST).toBe('0.0.0.0');
+      }
+      expect(container?.livenessProbe?.httpGet).toMatchObject({ path: '/healthz', port: service.probePort });
+      expect(container?.readinessProbe?.httpGet).toMatchObject({ path: '/readyz', port: service.probePort });
+      expect(container?.startupProbe?.httpGet).toMatchObject({ path: '/healthz', port: service.probePort });
+    }
+  });
+
+  it('gives each service longer to stop than its SHUTDOWN_TIMEOUT_MS (plus any preStop pause)', () => {
+    for (const service of SERVICES) {
+      const deployment = deploymentOf(service);
+      const pod = podSpecOf(deployment);
+      const env = k.environmentOf(deployment);
+      const preStop = pod.containers[0]?.lifecycle?.preStop?.exec?.command ?? [];
+      const pauseInMs = preStop[0] === 'sleep' ? Number(preStop[1]) * 1000 : 0;
+      const shutdownInMs = numberOf(env.SHUTDOWN_TIMEOUT_MS, 30_000);
+      expect((pod.terminationGracePeriodSeconds ?? 30) * 1000, service.name).toBeGreaterThan(shutdownInMs + pauseInMs);
+    }
+  });
+
+  it('exposes the API through the api-service load balancer', () => {
+    const service = k.one(Service, 'api-service');
+    const api = deploymentOf(SERVICES[0] as ServiceSpec);
+    expect(service.spec?.type).toBe('LoadBalancer');
+    expect(matches(service.spec?.selector, podLabelsOf(api))).toBe(true);
+    const ports = podSpecOf(api).containers[0]?.ports?.map((p) => p.name);
+    expect(service.spec?.ports?.map((p) => p.targetPort)).toStrictEqual(['http']);
+    expect(ports).toContain('http');
+  });
+
+  it('covers every service with a PodDisruptionBudget', () => {
+    for (const service of SERVICES) {
+      const budgets = k
+        .all(PodDisruptionBudget)
+        .filter((b) => matches(b.spec?.selector?.matchLabels, podLabelsOf(deploymentOf(service))));
+      expect(budgets, service.name).toHaveLength(1);
+      expect(budgets[0]?.spec?.maxUnavailable ?? budgets[0]?.spec?.minAvailable, service.name).toBeDefined();
+    }
+  });
+
+  it('denies all traffic by default, and every network policy selects pods that exist', () => {
+    const policies = k.all(NetworkPolicy);
+    const denyAll = policies.find((p) => p.metadata?.name === 'default-deny');
+    expect(denyAll?.spec?.podSelector).toStrictEqual({});
+    expect(denyAll?.spec?.policyTypes).toStrictEqual(['Ingress', 'Egress']);
+    expect(denyAll?.spec?.ingress ?? []).toStrictEqual([]);
+    expect(denyAll?.spec?.egress ?? []).toStrictEqual([]);
+
+    const pods = [...k.all(Deployment), ...k.all(StatefulSet)].map(podLabelsOf);
+    for (const policy of policies.filter((p) => p !== denyAll)) {
+      const selector = policy.spec?.podSelector?.matchLabels;
+      const selected = selector === undefined ? pods : pods.filter((labels) => matches(selector, labels));
+      expect(selected.length, policy.metadata?.name).toBeGreaterThan(0);
+    }
+    const apiIngress = policies.find((p) =>
+      matches(p.spec?.podSelector?.matchLabels, { 'app.kubernetes.io/name': 'api' }),
+    );
+    expect(apiIngress?.spec?.ingress?.[0]?.ports?.map((p) => p.port)).toStrictEqual(['http']);
+  });
+
+  it("sets only environment variables the service's config schema knows, with values it accepts", () => {
+    for (const service of SERVICES) {
+      const env = k.environmentOf(deploymentOf(service));
+      const known = new Set(Object.keys(service.schema.shape));
+      expect(
+        Object.keys(env).filter((name) => !known.has(name)),
+        service.name,
+      ).toStrictEqual([]);
+      const result = service.schema.safeParse(env);
+      expect(result.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`) ?? [], service.name).toStrictEqual(
+        [],
+      );
+      expect(env.ORCH_MODE, service.name).toBe(overlay);
+    }
+  });
+
+  it('scales the actor and spark workers with KEDA: one trigger per lane, lanes summed, the numbers of POOL_SCALING', () => {
+    const scaled = k.all(ScaledObject);
+    expect(scaled).toHaveLength(AKS_POOL_QUEUES.length);
+    for (const object of scaled) {
+      // Every ScaledObject targets an existing Deployment, whose replica count it then owns.
+      const target = k.one(Deployment, object.spec.scaleTargetRef.name);
+      expect(object.spec.scaleTargetRef.kind ?? 'Deployment').toBe('Deployment');
+      expect(target.spec?.replicas).toBeUndefined();
+
+      const pool = `${k.environmentOf(target).WORKER_POOL}-jobs` as keyof typeof POOL_SCALING;
+      const rule = POOL_SCALING[pool];
+      expect(rule, `${object.metadata?.name} scales pool ${pool}`).toBeDefined();
+      expect(object.spec.minReplicaCount).toBe(rule.minReplicas);
+      expect(object.spec.maxReplicaCount).toBe(rule.maxReplicas);
+      expect(object.spec.pollingInterval).toBeGreaterThan(0);
+      expect(object.spec.cooldownPeriod).toBeGreaterThan(0);
+
+      const behavior = object.spec.advanced?.horizontalPodAutoscalerConfig?.behavior;
+      expect((behavior?.scaleDown?.stabilizationWindowSeconds ?? 0) * 1000).toBe(rule.scaleDownStabilizationInMs);
+      // Gradual: every scale-down policy removes at most one pod, or 50%, per minute or longer.
+      expect(behavior?.scaleDown?.policies?.length).toBeGreaterThan(0);
+      for (const policy of behavior?.scaleDown?.policies ?? []) {
+        expect(policy.periodSeconds).toBeGreaterThanOrEqual(60);
+        expect(policy.value).toBeLessThanOrEqual(policy.type === 'Pods' ? 1 : 50);
+      }
+
+      // The lanes are summed against the per-replica target, as POOL_SCALING's autoscaler sums them.
+      const modifiers = object.spec.advanced?.scalingModifiers;
+      expect(modifiers?.formula?.replace(/\s+/g, '')).toBe(
+        lanesOf(pool)
+          .map((l) => l.dispatchClass)
+          .join('+'),
+      );
+      expect(Number(modifiers?.target)).toBe(rule.messagesPerReplica);
+      expect(modifiers?.metricType).toBe('AverageValue');
+
+      const lanes = lanesOf(pool);
+      expect(object.spec.triggers.map((t) => t.name)).toStrictEqual(lanes.map((l) => l.dispatchClass));
+      expect(object.spec.triggers.map((t) => t.metadata.queueName)).toStrictEqual(lanes.map((l) => l.queue));
+      for (const trigger of object.spec.triggers) {
+        const target = trigger.type === 'rabbitmq' ? trigger.metadata.value : trigger.metadata.messageCount;
+        expect(Number(target)).toBe(rule.messagesPerReplica);
+        k.one(TriggerAuthentication, trigger.authenticationRef?.name ?? '');
+      }
+    }
+  });
+});
+
+describe('k8s/overlays/azure: Azure specifics', () => {
+  const k = rendered.azure;
+
+  it('scales on Service Bus with workload identity: azure-servicebus triggers in the services namespace', () => {
+    const namespace = k.dataOf('ConfigMap', configMapNameOf(k, 'orchestrator-config')).SERVICEBUS_NAMESPACE ?? '';
+    expect(namespace).toMatch(/^[a-z0-9-]+\.servicebus\.windows\.net$/);
+    for (const object of k.all(ScaledObject)) {
+      for (const trigger of object.spec.triggers) {
+        expect(trigger.type).toBe('azure-servicebus');
+        // KEDA wants the short name and appends the suffix itself.
+        expect(trigger.metadata.namespace).toBe(namespace.split('.')[0]);
+        expect(trigger.metadata.connectionFromEnv).toBeUndefined();
+      }
+    }
+    const auth = k.one(TriggerAuthentication, 'servicebus');
+    expect(auth.spec.podIdentity?.provider).toBe('azure-workload');
+    expect(auth.spec.podIdentity?.identityId).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('holds no secrets: each service logs in to PostgreSQL as its own role, with an Entra ID token', () => {
+    expect(k.all(Secret)).toStrictEqual([]);
+    for (const service of SERVICES) {
+      const env = k.environmentOf(k.one(Deployment, service.name));
+      const url = new URL(env.DATABASE_URL ?? '');
+      expect(url.username, service.name).toBe(service.name);
+      expect(url.password, service.name).toBe('');
+      expect(url.searchParams.get('sslmode'), service.name).toBe('require');
+      expect(env.DATABASE_ENTRA_AUTH, service.name).toBe('true');
+      expect(env.AZURE_STORAGE_ACCOUNT_URL, service.name).toMatch(/^https:\/\//);
+      expect(env.AZURE_STORAGE_CONNECTION_STRING, service.name).toBeUndefined();
+    }
+    const submitter = k.environmentOf(k.one(Deployment, 'batch-submitter'));
+    expect(submitter.AZURE_BATCH_ACCOUNT_URL).toMatch(/^https:\/\//);
+    expect(submitter.AZURE_BATCH_TASK_IMAGE).toMatch(/\/orchestrator\/(actor|spark)-worker:/);
+  });
+
+  it('keeps the workload-identities values out of the cluster (a local-config object)', () => {
+    expect(k.raw.filter((o) => o.metadata.name.startsWith('workload-identities'))).toStrictEqual([]);
+    expect(k.raw.filter((o) => o.metadata.name.startsWith('key-vault'))).toStrictEqual([]);
+  });
+
+  it('mounts the API keys from Key Vault (CSI driver, the api identity) where API_KEYS_FILE points', () => {
+    const api = k.one(Deployment, 'api');
+    const env = k.environmentOf(api);
+    const pod = api.spec?.template.spec;
+    const volume = pod?.volumes?.find((v) => v.name === 'api-keys');
+    expect(volume?.secret).toBeUndefined();
+    expect(volume?.csi).toMatchObject({ driver: 'secrets-store.csi.k8s.io', readOnly: true });
+    const providerName = volume?.csi?.volumeAttributes?.secretProviderClass ?? '';
+    const provider = k.one(SecretProviderClass, providerName);
+    expect(provider.spec?.provider).toBe('azure');
+    expect(provider.spec?.parameters?.usePodIdentity).toBe('false');
+    expect(provider.spec?.parameters?.clientID).toBe(
+      k.one(ServiceAccount, 'api').metadata?.annotations?.['azure.workload.identity/client-id'],
+    );
+    expect(String(provider.spec?.parameters?.objects)).toMatch(/objectName: api-keys\s+objectType: secret/);
+    const mount = pod?.containers[0]?.volumeMounts?.find((m) => m.name === 'api-keys');
+    expect(mount?.readOnly).toBe(true);
+    // The mounted object's file name is its objectName.
+    expect(env.API_KEYS_FILE).toBe(`${mount?.mountPath}/api-keys`);
+  });
+});
+
+describe('k8s/overlays/local: minikube specifics', () => {
+  const k = rendered.local;
+  const servicePorts = (name: string) => k.one(Service, name).spec?.ports?.map((p) => p.port) ?? [];
+
+  it('gives the API a key list from a Secret, holding only the hash of the documented throwaway admin key', () => {
+    const api = k.one(Deployment, 'api');
+    const env = k.environmentOf(api);
+    const volume = api.spec?.template.spec?.volumes?.find((v) => v.name === 'api-keys');
+    const secretName = volume?.secret?.secretName ?? '';
+    const list = k.dataOf('Secret', secretName)['api-keys'] ?? '';
+    const entries = parseApiKeys(list, secretName);
+    expect(entries).toStrictEqual([
+      { tenant: 'local', admin: true, sha256: hashApiKey('orch_local-minikube-admin-key') },
+    ]);
+    const mount = api.spec?.template.spec?.containers[0]?.volumeMounts?.find((m) => m.name === 'api-keys');
+    expect(env.API_KEYS_FILE).toBe(`${mount?.mountPath}/api-keys`);
+  });
+
+  it('runs RabbitMQ, PostgreSQL and Azurite in the cluster, where the services connection settings point', () => {
+    const env = k.environmentOf(k.one(Deployment, 'scheduler'));
+    const rabbit = new URL(env.RABBITMQ_URL ?? '');
+    const management = new URL(env.RABBITMQ_MANAGEMENT_URL ?? '');
+    const database = new URL(env.DATABASE_URL ?? '');
+    const blobEndpoint = /BlobEndpoint=([^;]+)/.exec(env.AZURE_STORAGE_CONNECTION_STRING ?? '')?.[1];
+    const blob = new URL(blobEndpoint ?? '');
+    for (const [url, port] of [
+      [rabbit, 5672],
+      [management, 15672],
+      [database, 5432],
+      [blob, 10000],
+    ] as const) {
+      k.one(StatefulSet, url.hostname);
+      expect(Number(url.port), url.href).toBe(port);
+      expect(servicePorts(url.hostname), url.href).toContain(port);
+    }
+    // The broker and the database create the users the services log in as.
+    const broker = k.environmentOf(k.one(StatefulSet, rabbit.hostname));
+    expect([rabbit.username, rabbit.password]).toStrictEqual([
+      broker.RABBITMQ_DEFAULT_USER,
+      broker.RABBITMQ_DEFAULT_PASS,
+    ]);
+    expect([management.username, management.password]).toStrictEqual([rabbit.username, rabbit.password]);
+    const postgres = k.environmentOf(k.one(StatefulSet, database.hostname));
+    expect([database.username, database.password, database.pathname]).toStrictEqual([
+      postgres.POSTGRES_USER,
+      postgres.POSTGRES_PASSWORD,
+      `/${postgres.POSTGRES_DB}`,
+    ]);
+  });
+
+  it('scales on RabbitMQ queue length over the management API, so unacknowledged messages count', () => {
+    for (const object of k.all(ScaledObject)) {
+      for (const trigger of object.spec.triggers) {
+        expect(trigger.type).toBe('rabbitmq');
+        expect(trigger.metadata).toMatchObject({ protocol: 'http', mode: 'QueueLength' });
+      }
+    }
+    const auth = k.one(TriggerAuthentication, 'rabbitmq');
+    const hostRef = auth.spec.secretTargetRef?.find((r) => r.parameter === 'host');
+    const host = new URL(k.dataOf('Secret', hostRef?.name ?? '')[hostRef?.key ?? ''] ?? '');
+    // KEDA runs in another namespace: the full service name, the management port, a trailing slash.
+    expect(host.hostname).toBe(`rabbitmq.${NAMESPACE}.svc.cluster.local`);
+    expect(Number(host.port)).toBe(15672);
+    expect(host.pathname).toBe('/');
+  });
+});
+
+describe('probe endpoints: the paths the manifests probe answer 200 on the real servers', () => {
+  const logger = createLogger({ service: 'k8s-test', level: 'silent', format: 'json' });
+  const probePaths = (name: string) => {
+    const container = podSpecOf(rendered.azure.one(Deployment, name)).containers[0];
+    return [container?.livenessProbe, container?.readinessProbe, container?.startupProbe].map(
+      (probe) => probe?.httpGet?.path ?? '',
+    );
+  };
+
+  it('given the ops server of the scheduler, workers and batch submitter, then their probe paths answer 200', async () => {
+    const ops = await startOpsServer({ port: 0, host: '127.0.0.1', logger });
+    try {
+      for (const service of SERVICES.filter((s) => s.probePort === 'ops')) {
+        for (const path of probePaths(service.name)) {
+          expect((await fetch(`${ops.url}${path}`)).status, `${service.name} ${path}`).toBe(200);
+        }
+      }
+    } finally {
+      await ops.close();
+    }
+  });
+
+  it('given the API, then its probe paths answer 200', { timeout: 30_000 }, async () => {
+    const rootDir = await mkdtemp(join(tmpdir(), 'k8s-test-blobs-'));
+    const store = await createPgliteJobStore({});
+    const transport = createMemoryTransport();
+    const blobs = createFsBlobStore({ rootDir });
+    const app = await buildApp(
+      { store, transport, blobs, handlers: createHandlerRegistry(), logger },
+      { maxAttempts: 3 },
+    );
+    try {
+      for (const path of probePaths('api')) {
+        expect((await app.inject({ method: 'GET', url: path })).statusCode, path).toBe(200);
+      }
+    } finally {
+      await app.close();
+      await Promise.allSettled([transport.close(), blobs.close(), store.close()]);
+      await rm(rootDir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** The generated (hash-suffixed) name of a ConfigMap. */
+function configMapNameOf(k: Manifests, name: string): string {
+  const found = k.all(ConfigMap).find((c) => c.metadata?.name?.startsWith(`${name}-`) || c.metadata?.name === name);
+  if (found?.metadata?.name === undefined) throw new Error(`no ConfigMap ${name}`);
+  return found.metadata.name;
+}
