@@ -9,6 +9,7 @@ import {
   dispatchJobs,
   lanesOf,
   MAX_INLINE_TASK_SPEC_BYTES,
+  NO_JOB_METRICS,
   OrchestratorError,
   resultKeyFor,
   transition,
@@ -23,13 +24,15 @@ import type {
   BlobStore,
   Job,
   JobMessage,
+  JobMetrics,
   JobStore,
   PoolQueue,
   QueueTransport,
   RetryPolicy,
   Subscription,
 } from '@orch/core';
-import type { Logger } from '@orch/platform/runtime';
+import { startPresence, untilAvailable } from '@orch/platform/runtime';
+import type { Logger, Presence } from '@orch/platform/runtime';
 
 export interface BatchSubmitterDeps {
   store: JobStore;
@@ -37,6 +40,8 @@ export interface BatchSubmitterDeps {
   blobs: BlobStore;
   backend: BatchBackend;
   logger: Logger;
+  /** @default NO_JOB_METRICS */
+  metrics?: JobMetrics;
   clock?: () => Date;
   random?: () => number;
 }
@@ -53,6 +58,13 @@ export interface BatchSubmitterOptions {
   retryPolicy?: RetryPolicy;
   /** How long `close` waits for submitted tasks to finish. @default 25000 */
   drainTimeoutInMs?: number;
+  /**
+   * Tasks the backend runs at once per pool, reported as the pool's capacity on dashboards; 0 when
+   * the pool is elastic (Azure Batch autoscale). @default 0
+   */
+  taskCapacity?: number;
+  /** How often this consumer's presence is reported. @default 5000 */
+  presenceIntervalInMs?: number;
 }
 
 export interface BatchSubmitter {
@@ -62,14 +74,18 @@ export interface BatchSubmitter {
   inFlightTasks(): number;
 }
 
+/** A message held until its group is submitted: settled then, or handed back if that failed. */
 interface Waiting {
   jobId: string;
   done: () => void;
+  fail: (error: unknown) => void;
 }
 
 interface InFlightTask {
   pool: BatchPool;
+  queue: PoolQueue;
   jobIds: string[];
+  state: 'pending' | 'running';
 }
 
 /**
@@ -84,6 +100,7 @@ export async function startBatchSubmitter(
   options: BatchSubmitterOptions = {},
 ): Promise<BatchSubmitter> {
   const clock = deps.clock ?? (() => new Date());
+  const metrics = deps.metrics ?? NO_JOB_METRICS;
   const policy = options.retryPolicy ?? DEFAULT_RETRY_POLICY;
   const maxJobs = options.maxJobsPerTask ?? 100;
   const lingerInMs = options.lingerInMs ?? 250;
@@ -101,12 +118,17 @@ export async function startBatchSubmitter(
     clearTimeout(buffer.timer);
     buffer.timer = undefined;
     const group = buffer.waiting.splice(0, maxJobs);
+    // A failed submission hands the messages back (redelivered): completing them would leave their
+    // jobs `queued` with no message, and nothing would ever run them.
     const work = submitGroup(queue, group)
-      .catch((e: unknown) => deps.logger.error({ err: e, queue }, 'batch submission failed'))
-      .finally(() => {
-        for (const w of group) w.done();
-        flushes.delete(work);
-      });
+      .then(
+        () => group.forEach((w) => w.done()),
+        (e: unknown) => {
+          deps.logger.error({ err: e, queue, jobs: group.length }, 'batch submission failed: messages handed back');
+          group.forEach((w) => w.fail(e));
+        },
+      )
+      .finally(() => flushes.delete(work));
     flushes.add(work);
   };
 
@@ -115,7 +137,10 @@ export async function startBatchSubmitter(
     if (!pool) throw new TypeError(`${queue} is not a batch pool`);
     const taskId = `${pool}-${randomUUID()}`;
     const now = clock();
-    const jobs = await deps.store.getJobs([...new Set(group.map((w) => w.jobId))]);
+    // Store calls wait out a database restart while the messages are held (see untilAvailable).
+    const held = <T>(what: string, operation: () => Promise<T>): Promise<T> =>
+      untilAvailable(operation, { what: `${what} (task ${taskId})`, logger: deps.logger });
+    const jobs = await held('reading the jobs', () => deps.store.getJobs([...new Set(group.map((w) => w.jobId))]));
     const started: Job[] = [];
     for (const job of jobs) {
       if (job.state !== 'queued' && job.state !== 'retrying') continue; // duplicate, cancelled or finished
@@ -123,8 +148,10 @@ export async function startBatchSubmitter(
         at: now,
         patch: { attempts: job.attempts + 1, batchTaskId: taskId, heartbeatAt: now.toISOString(), nextAttemptAt: null },
       });
-      const stored = await deps.store.updateJob(next, { ifVersion: job.version });
-      if (stored) started.push(stored);
+      const stored = await held('starting a job', () => deps.store.updateJob(next, { ifVersion: job.version }));
+      if (!stored) continue;
+      started.push(stored);
+      metrics.jobStarted(queue, job.priority, now.getTime() - Date.parse(job.nextAttemptAt ?? job.createdAt));
     }
     if (started.length === 0) return;
     const spec: BatchTaskSpec = {
@@ -152,7 +179,7 @@ export async function startBatchSubmitter(
       );
       return;
     }
-    inFlight.set(taskId, { pool, jobIds: started.map((j) => j.id) });
+    inFlight.set(taskId, { pool, queue, jobIds: started.map((j) => j.id), state: 'pending' });
     deps.logger.info({ taskId, pool, jobs: started.length }, 'batch task submitted');
   }
 
@@ -174,12 +201,24 @@ export async function startBatchSubmitter(
       for (const taskId of taskIds) {
         const state = states.get(taskId) ?? { state: 'unknown' };
         if (state.state === 'pending' || state.state === 'running') {
-          stillRunning.push(...(inFlight.get(taskId)?.jobIds ?? []));
+          const task = inFlight.get(taskId);
+          if (task) task.state = state.state;
+          stillRunning.push(...(task?.jobIds ?? []));
           continue;
         }
         await finishTask(taskId, state);
       }
       if (stillRunning.length > 0) await deps.store.recordHeartbeat(stillRunning, clock());
+    }
+    observeTasks();
+  }
+
+  const tasksOf = (queue: PoolQueue, state: InFlightTask['state']): number =>
+    [...inFlight.values()].filter((t) => t.queue === queue && t.state === state).length;
+
+  function observeTasks(): void {
+    for (const queue of pools) {
+      metrics.batchTasksObserved(queue, { pending: tasksOf(queue, 'pending'), running: tasksOf(queue, 'running') });
     }
   }
 
@@ -236,8 +275,15 @@ export async function startBatchSubmitter(
         at: clock(),
         patch: { resultKey: resultKeyFor(job.id), error: null, heartbeatAt: null },
       });
-      await deps.store.updateJob(done, { ifVersion: job.version });
+      if (await deps.store.updateJob(done, { ifVersion: job.version })) {
+        metrics.jobFinished(queueOf(job), job.priority, 'succeeded', clock().getTime() - Date.parse(job.updatedAt));
+      }
     }
+  }
+
+  /** A batch job's pool queue (its decision; the task's pool queue if it somehow has none). */
+  function queueOf(job: Job): PoolQueue {
+    return job.decision?.queue ?? 'batch-jobs';
   }
 
   async function failJobs(jobIds: string[], taskId: string, error: unknown): Promise<void> {
@@ -247,8 +293,13 @@ export async function startBatchSubmitter(
       if (job.state !== 'running' || job.batchTaskId !== taskId) continue;
       const decision = decideAfterFailure(job, error, { policy, now, random: deps.random });
       const stored = await deps.store.updateJob(decision.job, { ifVersion: job.version });
-      if (stored?.state === 'retrying') retrying.push(stored);
-      else if (stored) deps.logger.error({ jobId: job.id, error: stored.error }, 'batch job failed');
+      if (stored?.state === 'retrying') {
+        retrying.push(stored);
+        metrics.jobRetried(queueOf(job), job.priority);
+      } else if (stored) {
+        deps.logger.error({ jobId: job.id, error: stored.error }, 'batch job failed');
+        metrics.jobFinished(queueOf(job), job.priority, 'failed', now.getTime() - Date.parse(job.updatedAt));
+      }
     }
     if (retrying.length > 0) {
       await dispatchJobs(deps.transport, retrying, now);
@@ -270,16 +321,28 @@ export async function startBatchSubmitter(
   };
 
   const subscriptions: Subscription[] = [];
+  const presences: Presence[] = [];
   for (const queue of pools) {
     buffers.set(queue, { waiting: [] });
+    presences.push(
+      startPresence({
+        store: deps.store,
+        pool: queue,
+        name: `batch-submitter-${queue}`,
+        concurrency: options.taskCapacity ?? 0,
+        inFlight: () => tasksOf(queue, 'running'),
+        intervalInMs: options.presenceIntervalInMs ?? 5_000,
+        logger: deps.logger,
+      }),
+    );
     subscriptions.push(
       await consumeLanes<JobMessage>(
         deps.transport,
         lanesOf(queue).map((lane) => lane.queue),
         ({ body }) =>
-          new Promise<void>((resolve) => {
+          new Promise<void>((resolve, reject) => {
             const buffer = buffers.get(queue)!;
-            buffer.waiting.push({ jobId: body.jobId, done: resolve });
+            buffer.waiting.push({ jobId: body.jobId, done: resolve, fail: reject });
             if (buffer.waiting.length >= maxJobs) flush(queue);
             else buffer.timer ??= setTimeout(() => flush(queue), lingerInMs);
           }),
@@ -301,6 +364,7 @@ export async function startBatchSubmitter(
       while (inFlight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       clearTimeout(pollTimer);
       await polling;
+      await Promise.all(presences.map((p) => p.stop()));
       if (inFlight.size > 0)
         deps.logger.warn(
           { tasks: inFlight.size },

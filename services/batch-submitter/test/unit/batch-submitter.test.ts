@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { batchManifestKey, dispatchJobs, resultKeyFor } from '@orch/core';
+import { batchManifestKey, dispatchJobs, OrchestratorError, resultKeyFor } from '@orch/core';
 import type {
   BatchBackend,
   BatchPool,
@@ -107,9 +107,26 @@ afterEach(async () => {
   await transport.close();
 });
 
-async function start(): Promise<void> {
+/** The store, but its next `failures` reads of jobs throw what `error` makes. */
+function failingReads(failures: number, error: () => Error): JobStore {
+  let left = failures;
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      if (property === 'getJobs' && left > 0) {
+        return () => {
+          left--;
+          return Promise.reject(error());
+        };
+      }
+      const value: unknown = Reflect.get(target, property, receiver);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
+async function start(storeInUse: JobStore = store): Promise<void> {
   submitter = await startBatchSubmitter(
-    { store, transport, blobs, backend, logger },
+    { store: storeInUse, transport, blobs, backend, logger },
     {
       lingerInMs: 30,
       pollIntervalInMs: 20,
@@ -206,6 +223,34 @@ describe('batch submitter', () => {
     const [failed] = await eventually(allIn([job.id], 'failed'));
     expect(failed!.attempts).toBe(3);
     expect(failed!.error?.message).toContain('lost');
+  });
+
+  it('given the database is restarting when a group is submitted, then it waits and the jobs still succeed', async () => {
+    const jobs = Array.from({ length: 5 }, () => makeQueuedJob('ml-jobs'));
+    await enqueue(jobs);
+    await start(
+      failingReads(2, () => new OrchestratorError('DEPENDENCY_UNAVAILABLE', 'connection refused', { retryable: true })),
+    );
+    const done = await eventually(
+      allIn(
+        jobs.map((j) => j.id),
+        'succeeded',
+      ),
+    );
+    expect(done.every((j) => j.attempts === 1)).toBe(true);
+  });
+
+  it('given a group cannot be submitted, then its messages are handed back and redelivered, not lost', async () => {
+    const jobs = Array.from({ length: 5 }, () => makeQueuedJob('batch-jobs'));
+    await enqueue(jobs);
+    await start(failingReads(1, () => new Error('statement timeout')));
+    const done = await eventually(
+      allIn(
+        jobs.map((j) => j.id),
+        'succeeded',
+      ),
+    );
+    expect(done.every((j) => j.attempts === 1)).toBe(true);
   });
 
   it('does not run jobs that are no longer queued', async () => {
