@@ -58,4 +58,27 @@ export default tseslint.config(
     files: ['**/*.js'],
     ...tseslint.configs.disableTypeChecked,
   },
+  {
+    // The dashboard's script runs in the browser (a classic script, uPlot loaded before it).
+    files: ['services/api/src/dashboard/public/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: Object.fromEntries(
+        [
+          'window',
+          'document',
+          'location',
+          'history',
+          'localStorage',
+          'fetch',
+          'setInterval',
+          'FormData',
+          'URLSearchParams',
+          'ResizeObserver',
+          'uPlot',
+          'console',
+        ].map((name) => [name, 'readonly']),
+      ),
+    },
+  },
 );

@@ -1,10 +1,15 @@
 import { randomUUID } from 'node:crypto';
+import fastifyCors from '@fastify/cors';
+import fastifyHelmet from '@fastify/helmet';
+import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
+import { NO_JOB_METRICS, OrchestratorError } from '@orch/core';
 import type { BlobStore, HandlerRegistry, JobStore, QueueTransport } from '@orch/core';
+import type { PrometheusMetrics } from '@orch/platform/metrics';
 import type { Logger } from '@orch/platform/runtime';
 import Fastify from 'fastify';
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import {
   jsonSchemaTransform,
   jsonSchemaTransformObject,
@@ -12,9 +17,15 @@ import {
   validatorCompiler,
 } from 'fastify-type-provider-zod';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { routeNotFound, sendError } from './http-errors.ts';
+import { ANONYMOUS_ADMIN, createAuthenticator } from './auth.ts';
+import type { ApiKeyEntry, Principal } from './auth.ts';
+import { clientErrorResponse, routeNotFound, sendError } from './http-errors.ts';
+import { createTenantQuota } from './quota.ts';
 import type { ErrorMappingOptions } from './http-errors.ts';
 import { registerJobRoutes } from './routes/jobs.ts';
+import { createStatsSampler } from './dashboard/sampler.ts';
+import { registerDashboardRoutes } from './routes/dashboard.ts';
+import { registerMetricsRoutes } from './routes/metrics.ts';
 import { registerOpsRoutes } from './routes/ops.ts';
 import type { RouteContext, ZodApp } from './routes/shared.ts';
 
@@ -26,6 +37,8 @@ export interface ApiDeps {
   /** The job types the API accepts are this registry's names. */
   handlers: HandlerRegistry;
   logger: Logger;
+  /** Serves `GET /metrics` and counts submissions and requests; without it there is no `/metrics`. */
+  metrics?: PrometheusMetrics;
   /** @default () => new Date() */
   clock?: () => Date;
   /** Ids of new jobs. @default crypto.randomUUID */
@@ -37,9 +50,54 @@ export interface ApiOptions {
   maxAttempts: number;
   /** Largest request body accepted; larger is a 413. @default 1048576 (1 MiB) */
   bodyLimitBytes?: number;
+  /** How long an Idempotency-Key is remembered. @default 86400000 (24 h) */
+  idempotencyTtlInMs?: number;
+  /**
+   * The API keys (as hashes) and their tenants. Empty or absent: no authentication, every request
+   * acts as admin (`loadApiOptions` allows that only on loopback).
+   */
+  apiKeys?: readonly ApiKeyEntry[];
+  /** Requests per tenant per window (only with `apiKeys`); `max: 0` turns it off. @default off */
+  rateLimit?: { max: number; windowInMs: number };
+  /** Live jobs a tenant may have; 0 turns the quota off. @default 0 */
+  maxLiveJobsPerTenant?: number;
+  /** A request must arrive whole within this time. @default 30000 */
+  requestTimeoutInMs?: number;
+  /** Origins allowed to call from a browser; empty: no CORS headers at all. @default [] */
+  corsOrigins?: readonly string[];
+  /** The dashboard's history: one sample per interval, kept this long. @default 1 s, 15 minutes */
+  dashboard?: { sampleIntervalInMs?: number; historyInMs?: number };
 }
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Served without an API key (probes, the dashboard's files, the API description). */
+    public?: boolean;
+  }
+}
+
+/**
+ * Content Security Policy: scripts and styles from this origin only (the dashboard and the docs UI
+ * serve theirs as files), no framing, no plugins.
+ */
+const CONTENT_SECURITY_POLICY = {
+  useDefaults: false,
+  directives: {
+    defaultSrc: ["'self'"],
+    scriptSrc: ["'self'"],
+    styleSrc: ["'self'", "'unsafe-inline'"],
+    imgSrc: ["'self'", 'data:'],
+    connectSrc: ["'self'"],
+    fontSrc: ["'self'", 'data:'],
+    objectSrc: ["'none'"],
+    baseUri: ["'self'"],
+    formAction: ["'self'"],
+    frameAncestors: ["'none'"],
+  },
+};
+
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
+export const DEFAULT_IDEMPOTENCY_TTL_IN_MS = 24 * 3600 * 1000;
 
 const API_VERSION = '0.1.0';
 
@@ -89,6 +147,11 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions): Promise<Fast
   const app: ZodApp = Fastify({
     loggerInstance,
     bodyLimit: bodyLimitBytes,
+    requestTimeout: options.requestTimeoutInMs ?? 30_000,
+    // Oversized headers (over Node's 16 KiB), malformed requests and timeouts: our error shape.
+    clientErrorHandler: (error, socket) => {
+      if (socket.writable) socket.end(clientErrorResponse(error));
+    },
     // Long or odd ids must reach the id check (a 404), not trip the router's own limit.
     routerOptions: { maxParamLength: 1000 },
     // Malformed URLs are answered by the router before any hook: give them our error shape too.
@@ -103,6 +166,54 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions): Promise<Fast
   app.removeContentTypeParser('text/plain');
 
   app.setErrorHandler((error, request, reply) => sendError(error, request, reply, errorOptions));
+
+  // Who is asking: every route but the public ones needs a valid key once keys are configured.
+  const principals = new WeakMap<FastifyRequest, Principal>();
+  const apiKeys = options.apiKeys ?? [];
+  const authenticate = apiKeys.length > 0 ? createAuthenticator(apiKeys) : () => ANONYMOUS_ADMIN;
+  const principalOf = (request: FastifyRequest): Principal => principals.get(request) ?? ANONYMOUS_ADMIN;
+  app.addHook('onRequest', (request, _reply, done) => {
+    if (request.routeOptions.config.public === true || request.routeOptions.url?.startsWith('/docs')) return done();
+    try {
+      principals.set(request, authenticate(request.headers.authorization));
+      done();
+    } catch (e) {
+      done(e as Error);
+    }
+  });
+
+  await app.register(fastifyHelmet, {
+    contentSecurityPolicy: CONTENT_SECURITY_POLICY,
+    // The API is called cross-origin only where CORS_ORIGINS allows it.
+    crossOriginResourcePolicy: { policy: options.corsOrigins?.length ? 'cross-origin' : 'same-origin' },
+  });
+  if (options.corsOrigins && options.corsOrigins.length > 0) {
+    await app.register(fastifyCors, {
+      origin: [...options.corsOrigins],
+      methods: ['GET', 'POST'],
+      allowedHeaders: ['authorization', 'content-type', 'idempotency-key'],
+      exposedHeaders: ['location', 'retry-after', 'idempotent-replayed'],
+      maxAge: 600,
+    });
+  }
+  // Per tenant, so only with keys: without them the API is open on loopback only, where every
+  // client (tests, the dashboard, a load generator) shares one address.
+  const rateLimit = options.rateLimit;
+  if (rateLimit && rateLimit.max > 0 && apiKeys.length > 0) {
+    await app.register(fastifyRateLimit, {
+      global: true,
+      max: rateLimit.max,
+      timeWindow: rateLimit.windowInMs,
+      keyGenerator: (request) => `tenant:${principalOf(request).tenant}`,
+      // Probes and the dashboard's files are not limited (they are public and cheap).
+      allowList: (request) => request.routeOptions.config.public === true,
+      errorResponseBuilder: (_request, context) =>
+        new OrchestratorError(
+          'RATE_LIMITED',
+          `rate limit of ${context.max} requests per ${Math.round(rateLimit.windowInMs / 1000)} s exceeded; retry in ${context.after}`,
+        ),
+    });
+  }
   app.setNotFoundHandler((request, reply) => {
     const { statusCode, body } = routeNotFound(request);
     return reply.status(statusCode).send(body);
@@ -131,7 +242,9 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions): Promise<Fast
     },
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
-  app.get('/openapi.json', { schema: { hide: true } }, (_request, reply) => reply.send(app.swagger()));
+  app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, (_request, reply) =>
+    reply.send(app.swagger()),
+  );
 
   const ctx: RouteContext = {
     store: deps.store,
@@ -142,8 +255,25 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions): Promise<Fast
     clock: deps.clock ?? (() => new Date()),
     newId: deps.newId ?? randomUUID,
     maxAttempts: options.maxAttempts,
+    metrics: deps.metrics ?? NO_JOB_METRICS,
+    principalOf,
+    quota: createTenantQuota({ store: deps.store, maxLiveJobs: options.maxLiveJobsPerTenant ?? 0 }),
+    idempotencyTtlInMs: options.idempotencyTtlInMs ?? DEFAULT_IDEMPOTENCY_TTL_IN_MS,
   };
+  if (deps.metrics) registerMetricsRoutes(app, deps.metrics, deps.transport, principalOf);
   registerJobRoutes(app, ctx);
   registerOpsRoutes(app, ctx);
+  registerDashboardRoutes(
+    app,
+    createStatsSampler({
+      store: deps.store,
+      transport: deps.transport,
+      logger: deps.logger,
+      ...(options.dashboard?.sampleIntervalInMs !== undefined && {
+        intervalInMs: options.dashboard.sampleIntervalInMs,
+      }),
+      ...(options.dashboard?.historyInMs !== undefined && { historyInMs: options.dashboard.historyInMs }),
+    }),
+  );
   return app;
 }

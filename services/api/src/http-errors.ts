@@ -13,7 +13,6 @@ export type WireErrorCode =
   | ErrorCode
   | 'BAD_REQUEST'
   | 'UNAUTHORIZED'
-  | 'FORBIDDEN'
   | 'METHOD_NOT_ALLOWED'
   | 'NOT_ACCEPTABLE'
   | 'REQUEST_TIMEOUT'
@@ -32,6 +31,11 @@ export const STATUS_OF_CODE: Readonly<Partial<Record<ErrorCode, number>>> = Obje
   JOB_NOT_SUCCEEDED: 409,
   INVALID_TRANSITION: 409,
   CONFLICT: 409,
+  IDEMPOTENCY_KEY_REUSED: 409,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  RATE_LIMITED: 429,
+  QUOTA_EXCEEDED: 429,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   DEPENDENCY_UNAVAILABLE: 503,
@@ -179,4 +183,27 @@ function summarize(issues: readonly ValidationIssue[]): string {
   if (!first) return 'invalid request';
   const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
   return `${first.path}: ${first.message}${more}`;
+}
+
+/**
+ * The raw HTTP response for a request Node rejects before Fastify sees it: headers over Node's
+ * limit (16 KiB), a request that did not arrive within the request timeout, or bytes that are not
+ * HTTP. Same JSON shape and codes as every other error.
+ */
+export function clientErrorResponse(error: Error & { code?: string }): string {
+  const [status, reason, body]: [number, string, ErrorBody] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [
+          431,
+          'Request Header Fields Too Large',
+          { code: 'HEADERS_TOO_LARGE', message: 'request headers are too large' },
+        ]
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', { code: 'REQUEST_TIMEOUT', message: 'the request did not arrive in time' }]
+        : [400, 'Bad Request', { code: 'BAD_REQUEST', message: 'malformed HTTP request' }];
+  const json = JSON.stringify(body);
+  return (
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `Content-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`
+  );
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { JOB_STATES, POOL_QUEUES, PRIORITIES } from '@orch/core';
-import type { Job, QueueDepth } from '@orch/core';
+import type { Job, JobState, QueueDepth } from '@orch/core';
 
 /**
  * A documented JSON response: Fastify picks the serializer by media type and @fastify/swagger
@@ -32,6 +32,18 @@ export const errorBodySchema = z
   .meta({ id: 'ApiError', description: 'Every error response has this shape.' });
 
 export type ErrorBody = z.output<typeof errorBodySchema>;
+
+export const idempotencyHeadersSchema = z.object({
+  'idempotency-key': z
+    .string()
+    .regex(/^[\x21-\x7e]{1,255}$/)
+    .optional()
+    .describe(
+      'Makes the submission safe to retry: the same key with the same request returns the original job id(s) ' +
+        '(with `Idempotent-Replayed: true`) and creates nothing; with a different request it is a 409 ' +
+        'IDEMPOTENCY_KEY_REUSED. Keys are remembered for IDEMPOTENCY_TTL_MS (24 h by default).',
+    ),
+});
 
 export const acceptedSchema = z.object({
   job_id: z.string(),
@@ -104,10 +116,18 @@ const poolDepthViewSchema = z.object({
 export const queuesStatusSchema = z.object({
   queues: z
     .record(z.string(), poolDepthViewSchema.or(depthViewSchema))
-    .describe('The ingest queue (jobqueue) and each pool queue, whose figures sum its lanes.'),
+    .describe('The ingest queue (jobqueue) and each pool queue, whose figures sum their lanes.'),
 });
 
 export type DepthView = z.output<typeof depthViewSchema>;
+
+export const jobStatsSchema = z.object({
+  jobs: z
+    .object(
+      Object.fromEntries(JOB_STATES.map((state) => [state, z.number().int().min(0)])) as Record<JobState, z.ZodNumber>,
+    )
+    .describe('Jobs in each status.'),
+});
 
 export const statusSchema = z.object({ status: z.string() });
 

@@ -35,6 +35,8 @@ export {
   AKS_POOL_QUEUES,
   BATCH_POOL_QUEUES,
   INGEST_QUEUE,
+  INGEST_LANES,
+  ingestLaneOf,
   PHYSICAL_QUEUES,
   POOL_QUEUES,
   dispatchClassOf,
@@ -55,7 +57,17 @@ export type {
   SendOptions,
   Subscription,
 } from './ports/queue-transport.ts';
-export type { JobPage, JobQuery, JobStore, RecoveryQuery } from './ports/job-store.ts';
+export type {
+  IdempotencyRecord,
+  JobActivity,
+  JobPage,
+  JobQuery,
+  JobStore,
+  RecoveryQuery,
+  WorkerPresence,
+} from './ports/job-store.ts';
+export { NO_JOB_METRICS } from './ports/job-metrics.ts';
+export type { JobMetrics } from './ports/job-metrics.ts';
 export { assertValidBlobKey } from './ports/blob-store.ts';
 export type { BlobStore } from './ports/blob-store.ts';
 export {
@@ -83,6 +95,9 @@ export { computeSyntheticAggregates, fnv1a32, runSynthetic } from './handlers/sy
 export type { SyntheticAggregates } from './handlers/synthetic.ts';
 
 export { consumeLanes } from './dispatch/consume-lanes.ts';
+export { activeMessagesOfLanes } from './dispatch/lane-depth.ts';
 export { dispatchJobs, messageIdOf, nextQueueOf } from './dispatch/dispatch-jobs.ts';
 export type { ConsumeLanesOptions } from './dispatch/consume-lanes.ts';
 export { PriorityGate } from './dispatch/priority-gate.ts';
+export { createPoolAutoscaler, isScaledPool, POOL_SCALING, recommendReplicas } from './scaling/autoscaler.ts';
+export type { PoolAutoscaler, ScalingDecision, ScalingRule } from './scaling/autoscaler.ts';

@@ -32,9 +32,22 @@ export const lanesOf = (pool: PoolQueue): readonly { dispatchClass: DispatchClas
   { dispatchClass: 'standard', queue: laneQueue(pool, 'standard') },
 ];
 
-/** Every physical queue the system uses (ingest queue and all lanes). */
+/**
+ * The ingest queue's lanes, in the order the scheduler drains them: urgent and high submissions
+ * (`jobqueue-high`) are classified before the normal and low ones waiting in `jobqueue`.
+ */
+export const INGEST_LANES: readonly { dispatchClass: DispatchClass; queue: string }[] = [
+  { dispatchClass: 'high', queue: `${INGEST_QUEUE}-high` },
+  { dispatchClass: 'standard', queue: INGEST_QUEUE },
+];
+
+/** The ingest lane of a submission of this priority. */
+export const ingestLaneOf = (priority: Priority): string =>
+  dispatchClassOf(priority) === 'high' ? `${INGEST_QUEUE}-high` : INGEST_QUEUE;
+
+/** Every physical queue the system uses (the ingest lanes and all pool lanes). */
 export const PHYSICAL_QUEUES: readonly string[] = [
-  INGEST_QUEUE,
+  ...INGEST_LANES.map((lane) => lane.queue),
   ...POOL_QUEUES.flatMap((pool) => lanesOf(pool).map((lane) => lane.queue)),
 ];
 

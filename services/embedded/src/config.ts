@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { apiConfigSchema } from '@orch/api';
 import { batchSubmitterConfigSchema } from '@orch/batch-submitter';
-import { parseConfig } from '@orch/platform/runtime';
+import { autoscaleConfig, parseConfig } from '@orch/platform/runtime';
 import { schedulerConfigSchema } from '@orch/scheduler';
 
 const concurrency = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -10,8 +10,11 @@ const concurrency = (fallback: number) => z.coerce.number().int().positive().def
 export const embeddedConfigSchema = schedulerConfigSchema
   .extend(batchSubmitterConfigSchema.shape)
   .extend(apiConfigSchema.shape)
+  .extend(autoscaleConfig.shape)
   .extend({
+    /** Jobs one actor replica runs at once (the whole pool's when AUTOSCALE is off). */
     ACTOR_CONCURRENCY: concurrency(8),
+    /** Jobs one spark replica runs at once (the whole pool's when AUTOSCALE is off). */
     SPARK_CONCURRENCY: concurrency(2),
   });
 

@@ -1,12 +1,13 @@
-import { buildApp } from '@orch/api';
+import { buildApp, loadApiOptions } from '@orch/api';
 import { startBatchSubmitter } from '@orch/batch-submitter';
-import { createHandlerRegistry } from '@orch/core';
+import { activeMessagesOfLanes, createHandlerRegistry } from '@orch/core';
 import type { Subscription } from '@orch/core';
-import { toClassifierOptions, toRetryPolicy } from '@orch/platform/runtime';
-import type { Logger } from '@orch/platform/runtime';
+import { startAutoscaling, toClassifierOptions, toRetryPolicy, toScalingRule } from '@orch/platform/runtime';
+import type { Autoscaling, Logger } from '@orch/platform/runtime';
+import { createPrometheusMetrics } from '@orch/platform/metrics';
 import { createBatchBackend, createBlobStore, createJobStore, createTransport } from '@orch/platform/wiring';
 import { createReconciler, startScheduler } from '@orch/scheduler';
-import { startWorker, TASK_RUNNER_PATH } from '@orch/workers';
+import { createWorkerReplicaSet, startWorker, TASK_RUNNER_PATH } from '@orch/workers';
 import type { EmbeddedConfig } from './config.ts';
 
 export interface EmbeddedSystem {
@@ -25,10 +26,11 @@ export interface EmbeddedSystem {
 export async function startEmbedded(config: EmbeddedConfig, logger: Logger): Promise<EmbeddedSystem> {
   const store = await createJobStore(config, logger);
   const blobs = await createBlobStore(config);
-  const transport = await createTransport(config);
+  const transport = await createTransport(config, logger);
   const backend = await createBatchBackend({ ...config, TASK_RUNNER_PATH }, logger);
   const handlers = createHandlerRegistry();
   const retryPolicy = toRetryPolicy(config);
+  const metrics = createPrometheusMetrics({ service: 'embedded' });
 
   const reconciler = createReconciler(
     { store, transport, logger },
@@ -45,47 +47,73 @@ export async function startEmbedded(config: EmbeddedConfig, logger: Logger): Pro
   const subscriptions: Subscription[] = [];
   subscriptions.push(
     await startScheduler(
-      { store, transport, logger: logger.child({ component: 'scheduler' }) },
+      { store, transport, metrics, logger: logger.child({ component: 'scheduler' }) },
       { classifier: toClassifierOptions(config), concurrency: config.SCHEDULER_CONCURRENCY },
     ),
   );
+  const autoscalings: Autoscaling[] = [];
   for (const [pool, concurrency] of [
     ['actor-jobs', config.ACTOR_CONCURRENCY],
     ['spark-jobs', config.SPARK_CONCURRENCY],
   ] as const) {
-    subscriptions.push(
-      await startWorker(
-        { store, transport, blobs, handlers, logger: logger.child({ component: `${pool.split('-')[0]}-worker` }) },
-        {
-          pool,
-          concurrency,
-          jobTimeoutInMs: config.JOB_TIMEOUT_MS,
-          heartbeatIntervalInMs: config.HEARTBEAT_INTERVAL_MS,
-          retryPolicy,
-          simulatedDurationFactor: config.SIMULATED_DURATION_FACTOR,
-        },
-      ),
+    const workerDeps = {
+      store,
+      transport,
+      blobs,
+      handlers,
+      metrics,
+      logger: logger.child({ component: `${pool.split('-')[0]}-worker` }),
+    };
+    const workerOptions = {
+      pool,
+      concurrency,
+      jobTimeoutInMs: config.JOB_TIMEOUT_MS,
+      heartbeatIntervalInMs: config.HEARTBEAT_INTERVAL_MS,
+      retryPolicy,
+      simulatedDurationFactor: config.SIMULATED_DURATION_FACTOR,
+    };
+    if (!config.AUTOSCALE) {
+      subscriptions.push(await startWorker(workerDeps, workerOptions));
+      continue;
+    }
+    // Each replica is a consumer with `concurrency`, like a pod; KEDA's rule decides how many run.
+    const replicas = createWorkerReplicaSet(workerDeps, workerOptions);
+    subscriptions.push(replicas);
+    autoscalings.push(
+      await startAutoscaling({
+        pool,
+        rule: toScalingRule(pool, config),
+        readActive: () => activeMessagesOfLanes(transport, pool),
+        replicas,
+        intervalInMs: config.AUTOSCALE_POLL_INTERVAL_MS,
+        logger: workerDeps.logger,
+      }),
     );
   }
   const submitter = await startBatchSubmitter(
-    { store, transport, blobs, backend, logger: logger.child({ component: 'batch-submitter' }) },
+    { store, transport, blobs, backend, metrics, logger: logger.child({ component: 'batch-submitter' }) },
     {
       maxJobsPerTask: config.BATCH_MAX_JOBS_PER_TASK,
       lingerInMs: config.BATCH_LINGER_MS,
       pollIntervalInMs: config.BATCH_POLL_INTERVAL_MS,
       retryPolicy,
+      taskCapacity: config.BATCH_MAX_CONCURRENT_TASKS,
       drainTimeoutInMs: Math.max(1000, config.SHUTDOWN_TIMEOUT_MS - 5000),
     },
   );
   reconciler.start();
 
-  const app = await buildApp({ store, transport, blobs, handlers, logger }, { maxAttempts: config.JOB_MAX_ATTEMPTS });
+  const app = await buildApp(
+    { store, transport, blobs, handlers, metrics, logger },
+    await loadApiOptions(config, { mode: 'embedded', logger }),
+  );
   const url = await app.listen({ port: config.PORT, host: config.HOST });
 
   return {
     url,
     shutdownSteps: [
       () => app.close(),
+      () => Promise.all(autoscalings.map((a) => a.stop())),
       () => Promise.all(subscriptions.map((s) => s.close())),
       () => submitter.close(),
       () => reconciler.stop(),

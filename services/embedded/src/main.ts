@@ -3,7 +3,7 @@ import { loadEmbeddedConfig } from './config.ts';
 import { startEmbedded } from './embedded.ts';
 
 const config = loadEmbeddedConfig(process.env);
-const logger = createLogger({ service: 'embedded', level: config.LOG_LEVEL });
+const logger = createLogger({ service: 'embedded', level: config.LOG_LEVEL, format: config.LOG_FORMAT });
 const system = await startEmbedded(config, logger);
 logger.info(
   { url: system.url, dataDir: config.DATA_DIR, docs: `${system.url}/docs` },

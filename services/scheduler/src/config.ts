@@ -2,6 +2,7 @@ import { z } from 'zod';
 import {
   classifierConfig,
   logConfig,
+  opsConfig,
   parseConfig,
   reconcilerConfig,
   retryConfig,
@@ -9,6 +10,7 @@ import {
 } from '@orch/platform/runtime';
 
 export const schedulerConfigSchema = logConfig
+  .extend(opsConfig.shape)
   .extend(storageConfig.shape)
   .extend(retryConfig.shape)
   .extend(classifierConfig.shape)

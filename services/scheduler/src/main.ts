@@ -1,16 +1,25 @@
-import { createLogger, onShutdown, toClassifierOptions, toRetryPolicy } from '@orch/platform/runtime';
+import { createLogger, onShutdown, startOpsServer, toClassifierOptions, toRetryPolicy } from '@orch/platform/runtime';
 import { assertStandaloneCapable, createJobStore, createTransport } from '@orch/platform/wiring';
 import { loadSchedulerConfig } from './config.ts';
 import { createReconciler } from './reconciler.ts';
 import { startScheduler } from './scheduler.ts';
+import { createPrometheusMetrics } from '@orch/platform/metrics';
 
 const config = loadSchedulerConfig(process.env);
-const logger = createLogger({ service: 'scheduler', level: config.LOG_LEVEL });
+const logger = createLogger({ service: 'scheduler', level: config.LOG_LEVEL, format: config.LOG_FORMAT });
 assertStandaloneCapable(config, 'scheduler');
 const store = await createJobStore(config, logger);
-const transport = await createTransport(config);
+const metrics = createPrometheusMetrics({ service: 'scheduler' });
+const ops = await startOpsServer({
+  port: config.OPS_PORT,
+  host: config.OPS_HOST,
+  logger,
+  readinessChecks: { store: () => store.ping() },
+  metrics,
+});
+const transport = await createTransport(config, logger);
 const subscription = await startScheduler(
-  { store, transport, logger },
+  { store, transport, metrics, logger },
   { classifier: toClassifierOptions(config), concurrency: config.SCHEDULER_CONCURRENCY },
 );
 const reconciler = createReconciler(
@@ -26,6 +35,13 @@ reconciler.start();
 logger.info({ transport: transport.kind }, 'scheduler started');
 onShutdown(
   logger,
-  [() => subscription.close(), () => reconciler.stop(), () => transport.close(), () => store.close()],
+  [
+    () => Promise.resolve(ops.setReady(false)),
+    () => subscription.close(),
+    () => reconciler.stop(),
+    () => transport.close(),
+    () => store.close(),
+    () => ops.close(),
+  ],
   { timeoutInMs: config.SHUTDOWN_TIMEOUT_MS },
 );

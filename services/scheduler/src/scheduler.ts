@@ -1,11 +1,30 @@
-import { classify, consumeLanes, dispatchJobs, DEFAULT_CLASSIFIER_OPTIONS, INGEST_QUEUE, transition } from '@orch/core';
-import type { ClassifierOptions, JobMessage, JobStore, MessageHandler, QueueTransport, Subscription } from '@orch/core';
+import {
+  classify,
+  consumeLanes,
+  dispatchJobs,
+  DEFAULT_CLASSIFIER_OPTIONS,
+  INGEST_LANES,
+  NO_JOB_METRICS,
+  transition,
+} from '@orch/core';
+import type {
+  ClassifierOptions,
+  JobMessage,
+  JobMetrics,
+  JobStore,
+  MessageHandler,
+  QueueTransport,
+  Subscription,
+} from '@orch/core';
+import { failpoint, untilAvailable } from '@orch/platform/runtime';
 import type { Logger } from '@orch/platform/runtime';
 
 export interface SchedulerDeps {
   store: JobStore;
   transport: QueueTransport;
   logger: Logger;
+  /** @default NO_JOB_METRICS */
+  metrics?: JobMetrics;
   clock?: () => Date;
 }
 
@@ -24,8 +43,11 @@ export interface SchedulerOptions {
 export function createScheduleHandler(deps: SchedulerDeps, options: SchedulerOptions = {}): MessageHandler<JobMessage> {
   const clock = deps.clock ?? (() => new Date());
   const classifier = options.classifier ?? DEFAULT_CLASSIFIER_OPTIONS;
-  return async ({ body }) => {
-    let job = await deps.store.getJob(body.jobId);
+  return async ({ body }, signal) => {
+    // A database or broker restart is waited out while holding the message (see untilAvailable).
+    const held = <T>(what: string, operation: () => Promise<T>): Promise<T> =>
+      untilAvailable(operation, { what: `${what} (job ${body.jobId})`, signal, logger: deps.logger });
+    let job = await held('reading the job', () => deps.store.getJob(body.jobId));
     if (!job) {
       deps.logger.warn({ jobId: body.jobId }, 'message for an unknown job: dropped');
       return;
@@ -33,20 +55,28 @@ export function createScheduleHandler(deps: SchedulerDeps, options: SchedulerOpt
     if (job.state === 'submitted') {
       const decision = classify(job, classifier);
       const queued = transition(job, 'queued', { at: clock(), patch: { decision }, note: decision.reason });
-      const stored = await deps.store.updateJob(queued, { ifVersion: job.version });
+      const ifVersion = job.version;
+      const stored = await held('recording the decision', () => deps.store.updateJob(queued, { ifVersion }));
       if (!stored) return; // someone else moved it first (another scheduler, or a cancel)
       job = stored;
       deps.logger.info({ jobId: job.id, queue: decision.queue, cost: decision.cost }, 'job classified');
+      (deps.metrics ?? NO_JOB_METRICS).jobRouted(decision.queue, job.priority);
+      // Fault drills die here: the decision is recorded, its message not yet published.
+      failpoint('scheduler.after-decision');
     }
     if (job.state !== 'queued') return;
     const now = clock();
-    await dispatchJobs(deps.transport, [job], now);
-    await deps.store.markDispatched([job.id], now);
+    const toPublish = job;
+    await held('publishing', () => dispatchJobs(deps.transport, [toPublish], now));
+    await held('marking dispatched', () => deps.store.markDispatched([toPublish.id], now));
   };
 }
 
 export function startScheduler(deps: SchedulerDeps, options: SchedulerOptions = {}): Promise<Subscription> {
-  return consumeLanes(deps.transport, [INGEST_QUEUE], createScheduleHandler(deps, options), {
-    concurrency: options.concurrency ?? 16,
-  });
+  return consumeLanes(
+    deps.transport,
+    INGEST_LANES.map((lane) => lane.queue),
+    createScheduleHandler(deps, options),
+    { concurrency: options.concurrency ?? 16 },
+  );
 }

@@ -1,7 +1,8 @@
 import { z } from 'zod';
-import { executionConfig, logConfig, parseConfig, retryConfig, storageConfig } from '@orch/platform/runtime';
+import { executionConfig, logConfig, opsConfig, parseConfig, retryConfig, storageConfig } from '@orch/platform/runtime';
 
 export const workerConfigSchema = logConfig
+  .extend(opsConfig.shape)
   .extend(storageConfig.shape)
   .extend(retryConfig.shape)
   .extend(executionConfig.shape)

@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 
 export { createRunJob, startWorker } from './worker.ts';
 export type { WorkerDeps, WorkerOptions } from './worker.ts';
+export { createWorkerReplicaSet } from './replicas.ts';
 export { executeHandler } from './execute.ts';
 export type { ExecuteOptions } from './execute.ts';
 export { loadWorkerConfig, workerConfigSchema } from './config.ts';

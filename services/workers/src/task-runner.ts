@@ -14,18 +14,20 @@ import {
   toJobFailure,
 } from '@orch/core';
 import type { BatchJobOutcome, BatchTaskJob, BatchTaskManifest, BatchTaskSpec } from '@orch/core';
-import { createLogger, executionConfig, logConfig, parseConfig, storageConfig } from '@orch/platform/runtime';
+import { blobConfig, createLogger, executionConfig, logConfig, parseConfig } from '@orch/platform/runtime';
 import { createBlobStore } from '@orch/platform/wiring';
 import { executeHandler } from './execute.ts';
 
 const config = parseConfig(
-  logConfig.extend(executionConfig.shape).extend({
-    DATA_DIR: storageConfig.shape.DATA_DIR,
-    TASK_JOB_CONCURRENCY: z.coerce.number().int().positive().default(4),
-  }),
+  logConfig
+    .extend(executionConfig.shape)
+    .extend(blobConfig.shape)
+    .extend({
+      TASK_JOB_CONCURRENCY: z.coerce.number().int().positive().default(4),
+    }),
   process.env,
 );
-const logger = createLogger({ service: 'task-runner', level: config.LOG_LEVEL, pretty: false });
+const logger = createLogger({ service: 'task-runner', level: config.LOG_LEVEL, format: 'json' });
 const blobs = await createBlobStore(config);
 const spec = await readSpec();
 

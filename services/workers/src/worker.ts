@@ -5,6 +5,7 @@ import {
   describeError,
   dispatchJobs,
   lanesOf,
+  NO_JOB_METRICS,
   OrchestratorError,
   resultKeyFor,
   transition,
@@ -14,6 +15,7 @@ import type {
   HandlerRegistry,
   Job,
   JobMessage,
+  JobMetrics,
   JobStore,
   MessageHandler,
   PoolQueue,
@@ -21,6 +23,7 @@ import type {
   RetryPolicy,
   Subscription,
 } from '@orch/core';
+import { startPresence, untilAvailable } from '@orch/platform/runtime';
 import type { Logger } from '@orch/platform/runtime';
 import { executeHandler } from './execute.ts';
 
@@ -30,6 +33,8 @@ export interface WorkerDeps {
   blobs: BlobStore;
   handlers: HandlerRegistry;
   logger: Logger;
+  /** @default NO_JOB_METRICS */
+  metrics?: JobMetrics;
   clock?: () => Date;
   random?: () => number;
 }
@@ -45,7 +50,11 @@ export interface WorkerOptions {
   retryPolicy?: RetryPolicy;
   /** @default 0 */
   simulatedDurationFactor?: number;
+  /** Names this consumer in presence reports when a process runs several for one pool. */
+  replicaName?: string;
 }
+
+type Held = <T>(what: string, operation: () => Promise<T>) => Promise<T>;
 
 /**
  * Handles one pool message. The job starts only through a compare-and-set from `queued`/`retrying`
@@ -57,9 +66,14 @@ export function createRunJob(deps: WorkerDeps, options: WorkerOptions): MessageH
   const clock = deps.clock ?? (() => new Date());
   const policy = options.retryPolicy ?? DEFAULT_RETRY_POLICY;
   const heartbeatIntervalInMs = options.heartbeatIntervalInMs ?? 5_000;
+  const metrics = deps.metrics ?? NO_JOB_METRICS;
+  const { pool } = options;
 
   return async ({ body }, lockSignal) => {
-    const job = await deps.store.getJob(body.jobId);
+    // Store calls wait out a database restart while holding the message (see untilAvailable).
+    const held = <T>(what: string, operation: () => Promise<T>): Promise<T> =>
+      untilAvailable(operation, { what: `${what} (job ${body.jobId})`, signal: lockSignal, logger: deps.logger });
+    const job = await held('reading the job', () => deps.store.getJob(body.jobId));
     if (!job) {
       deps.logger.warn({ jobId: body.jobId }, 'message for an unknown job: dropped');
       return;
@@ -73,9 +87,13 @@ export function createRunJob(deps: WorkerDeps, options: WorkerOptions): MessageH
       at: clock(),
       patch: { attempts: job.attempts + 1, heartbeatAt: clock().toISOString(), nextAttemptAt: null },
     });
-    const running = await deps.store.updateJob(started, { ifVersion: job.version });
+    const running = await held('starting the job', () => deps.store.updateJob(started, { ifVersion: job.version }));
     if (!running) return; // another delivery started it, or it was cancelled meanwhile
     log.info({ attempt: running.attempts }, 'job started');
+    const startedAt = clock().getTime();
+    metrics.jobStarted(pool, job.priority, startedAt - Date.parse(job.nextAttemptAt ?? job.createdAt));
+    metrics.inFlightChanged(pool, 1);
+    const ranFor = (): number => clock().getTime() - startedAt;
 
     const cancel = new AbortController();
     const heartbeat = setInterval(() => {
@@ -105,26 +123,37 @@ export function createRunJob(deps: WorkerDeps, options: WorkerOptions): MessageH
         },
       );
       clearInterval(heartbeat);
-      await complete(running, result, log);
+      await complete(running, result, log, ranFor, held);
     } catch (e) {
       clearInterval(heartbeat);
       if (cancel.signal.aborted) {
         log.info('job stopped: it was cancelled or taken over while running');
         return;
       }
-      await fail(running, e, log);
+      await fail(running, e, log, ranFor, held);
+    } finally {
+      metrics.inFlightChanged(pool, -1);
     }
   };
 
-  async function complete(job: Job, result: Record<string, unknown>, log: Logger): Promise<void> {
+  async function complete(
+    job: Job,
+    result: Record<string, unknown>,
+    log: Logger,
+    ranFor: () => number,
+    held: Held,
+  ): Promise<void> {
     const key = resultKeyFor(job.id);
-    await deps.blobs.uploadBlob(key, JSON.stringify(result), { contentType: 'application/json' });
+    await held('storing the result', () =>
+      deps.blobs.uploadBlob(key, JSON.stringify(result), { contentType: 'application/json' }),
+    );
     const done = transition(job, 'succeeded', {
       at: clock(),
       patch: { resultKey: key, error: null, heartbeatAt: null },
     });
-    if (await deps.store.updateJob(done, { ifVersion: job.version })) {
+    if (await held('recording success', () => deps.store.updateJob(done, { ifVersion: job.version }))) {
       log.info({ resultKey: key }, 'job succeeded');
+      metrics.jobFinished(pool, job.priority, 'succeeded', ranFor());
       return;
     }
     // Cancelled (or expired) while finishing: a job that did not succeed keeps no result.
@@ -133,11 +162,14 @@ export function createRunJob(deps: WorkerDeps, options: WorkerOptions): MessageH
     log.info({ state: current?.state }, 'job finished but was no longer running: result discarded');
   }
 
-  async function fail(job: Job, error: unknown, log: Logger): Promise<void> {
+  async function fail(job: Job, error: unknown, log: Logger, ranFor: () => number, held: Held): Promise<void> {
     const decision = decideAfterFailure(job, error, { policy, now: clock(), random: deps.random });
-    const stored = await deps.store.updateJob(decision.job, { ifVersion: job.version });
+    const stored = await held('recording the failure', () =>
+      deps.store.updateJob(decision.job, { ifVersion: job.version }),
+    );
     if (!stored) return;
     if (decision.kind === 'retry') {
+      metrics.jobRetried(pool, job.priority);
       const now = clock();
       await dispatchJobs(deps.transport, [stored], now);
       await deps.store.markDispatched([job.id], now);
@@ -148,6 +180,7 @@ export function createRunJob(deps: WorkerDeps, options: WorkerOptions): MessageH
       return;
     }
     log.error({ err: describeError(error), attempts: job.attempts }, 'job failed');
+    metrics.jobFinished(pool, job.priority, 'failed', ranFor());
     // The failure is recorded; dead-letter the message so operators see it in the pool's dead-letter queue.
     throw new OrchestratorError(
       'HANDLER_FAILED',
@@ -156,12 +189,40 @@ export function createRunJob(deps: WorkerDeps, options: WorkerOptions): MessageH
   }
 }
 
-/** Consumes a pool's lanes, high first. */
-export function startWorker(deps: WorkerDeps, options: WorkerOptions): Promise<Subscription> {
-  return consumeLanes(
+/**
+ * Consumes a pool's lanes, high first, and reports this consumer's presence (capacity and jobs in
+ * progress) through the job store until it is closed.
+ */
+export async function startWorker(deps: WorkerDeps, options: WorkerOptions): Promise<Subscription> {
+  const concurrency = options.concurrency ?? 4;
+  let inFlight = 0;
+  const runJob = createRunJob(deps, options);
+  const subscription = await consumeLanes<JobMessage>(
     deps.transport,
     lanesOf(options.pool).map((lane) => lane.queue),
-    createRunJob(deps, options),
-    { concurrency: options.concurrency ?? 4 },
+    async (message, signal) => {
+      inFlight += 1;
+      try {
+        await runJob(message, signal);
+      } finally {
+        inFlight -= 1;
+      }
+    },
+    { concurrency },
   );
+  const presence = startPresence({
+    store: deps.store,
+    pool: options.pool,
+    ...(options.replicaName !== undefined && { name: options.replicaName }),
+    concurrency,
+    inFlight: () => inFlight,
+    intervalInMs: options.heartbeatIntervalInMs ?? 5_000,
+    logger: deps.logger,
+  });
+  return {
+    async close() {
+      await subscription.close();
+      await presence.stop();
+    },
+  };
 }

@@ -1,19 +1,20 @@
 import {
-  INGEST_QUEUE,
+  dispatchJobs,
   MAX_BATCH_SIZE,
   OrchestratorError,
   batchSubmissionSchema,
+  isOrchestratorError,
   isTerminal,
   jobSubmissionSchema,
-  messageIdOf,
   newJob,
   parseBatchSubmission,
   parseSubmission,
   resultKeyFor,
   transition,
 } from '@orch/core';
-import type { Job, JobMessage, JobSubmission } from '@orch/core';
-import type { FastifyBaseLogger, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
+import type { IdempotencyRecord, Job, JobSubmission, Priority } from '@orch/core';
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
+import { idempotencyKeyOf, replayOf, requestHashOf } from '../idempotency.ts';
 import {
   acceptedSchema,
   batchAcceptedSchema,
@@ -24,6 +25,7 @@ import {
   listJobsQuerySchema,
   toJobView,
   jsonResponse,
+  idempotencyHeadersSchema,
 } from '../wire.ts';
 import { BODY_ERRORS, COMMON_ERRORS, errorResponses } from './shared.ts';
 import type { RouteContext, ZodApp } from './shared.ts';
@@ -32,6 +34,11 @@ import type { RouteContext, ZodApp } from './shared.ts';
 const CANCEL_ATTEMPTS = 5;
 
 const jobLocation = (id: string): string => `/jobs/${encodeURIComponent(id)}`;
+
+const IDEMPOTENCY_ERRORS = { 409: 'IDEMPOTENCY_KEY_REUSED: this Idempotency-Key was used with a different request.' };
+
+/** Set on a 202 that repeats an earlier answer for the same Idempotency-Key and request. */
+const REPLAYED_HEADER = 'idempotent-replayed';
 
 /** An absent body (no content-type, no bytes) means "all defaults"; an explicit `null` does not. */
 function defaultAbsentBody(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
@@ -49,30 +56,58 @@ export function registerJobRoutes(app: ZodApp, ctx: RouteContext): void {
    */
   async function accept(
     submissions: readonly JobSubmission[],
-    log: FastifyBaseLogger,
+    request: FastifyRequest,
     asBatch: boolean,
-  ): Promise<string[]> {
+  ): Promise<{ ids: string[]; replayed: boolean }> {
+    const log = request.log;
     const now = ctx.clock();
+    const { tenant } = ctx.principalOf(request);
+    const key = idempotencyKeyOf(request.headers);
+    const requestHash = key === undefined ? '' : requestHashOf(asBatch ? 'batch' : 'single', submissions);
+    if (key !== undefined) {
+      const previous = await store.getIdempotencyRecord(tenant, key, now);
+      if (previous) return { ids: replayOf(previous, requestHash), replayed: true };
+    }
     const jobs = submissions.map((submission) =>
-      newJob(submission, { id: ctx.newId(), now, maxAttempts: ctx.maxAttempts }),
+      newJob(submission, { id: ctx.newId(), now, maxAttempts: ctx.maxAttempts, tenant }),
     );
-    await store.createJobs(jobs);
+    const idempotency: IdempotencyRecord | undefined =
+      key === undefined
+        ? undefined
+        : {
+            tenant,
+            key,
+            requestHash,
+            jobIds: jobs.map((job) => job.id),
+            createdAt: now.toISOString(),
+            expiresAt: new Date(now.getTime() + ctx.idempotencyTtlInMs).toISOString(),
+          };
+    await ctx.quota.reserve(tenant, jobs.length);
+    try {
+      await store.createJobs(jobs, idempotency ? { idempotency } : {});
+    } catch (e) {
+      ctx.quota.release(tenant, jobs.length);
+      // Another request with this key won the race: answer as its replay.
+      if (!idempotency || !isOrchestratorError(e) || e.code !== 'IDEMPOTENCY_KEY_IN_USE') throw e;
+      const winner = await store.getIdempotencyRecord(idempotency.tenant, idempotency.key, now);
+      if (!winner) throw e;
+      return { ids: replayOf(winner, requestHash), replayed: true };
+    }
+    const byPriority = new Map<Priority, number>();
+    for (const job of jobs) byPriority.set(job.priority, (byPriority.get(job.priority) ?? 0) + 1);
+    for (const [priority, count] of byPriority) ctx.metrics.jobsSubmitted(priority, count);
     const ids = jobs.map((job) => job.id);
     // Message ids follow core's convention, so a broker with duplicate detection drops a
-    // reconciler's re-send of a message that did go out.
-    const messages = jobs.map((job) => ({ body: { jobId: job.id } satisfies JobMessage, messageId: messageIdOf(job) }));
+    // reconciler's re-send of a message that did go out. Urgent and high jobs take the ingest
+    // queue's high lane.
     try {
-      if (asBatch) {
-        await transport.sendBatch<JobMessage>(INGEST_QUEUE, messages);
-      } else {
-        for (const { body, messageId } of messages) await transport.send<JobMessage>(INGEST_QUEUE, body, { messageId });
-      }
+      await dispatchJobs(transport, jobs, now);
     } catch (e) {
       log.warn(
         { err: e, jobIds: ids },
         'accepted jobs not published; they stay submitted until the reconciler publishes them',
       );
-      return ids;
+      return { ids, replayed: false };
     }
     try {
       await store.markDispatched(ids, ctx.clock());
@@ -80,21 +115,26 @@ export function registerJobRoutes(app: ZodApp, ctx: RouteContext): void {
       // The messages are out; at worst the reconciler publishes them again, which consumers tolerate.
       log.warn({ err: e, jobIds: ids }, 'published jobs not marked dispatched');
     }
-    return ids;
+    return { ids, replayed: false };
   }
 
-  async function getJobOrThrow(id: string): Promise<Job> {
+  /** The job, if the request may see it: another tenant's job does not exist for a non-admin key. */
+  async function getJobOrThrow(id: string, request: FastifyRequest): Promise<Job> {
     const job = await store.getJob(id);
-    if (!job) throw new OrchestratorError('JOB_NOT_FOUND', `job ${id} not found`);
+    const principal = ctx.principalOf(request);
+    if (!job || (!principal.admin && job.tenant !== principal.tenant)) {
+      throw new OrchestratorError('JOB_NOT_FOUND', `job ${id} not found`);
+    }
     return job;
   }
 
   const submitSchema = {
     tags: ['jobs'],
+    headers: idempotencyHeadersSchema,
     body: jobSubmissionSchema,
     response: {
       202: jsonResponse(acceptedSchema, 'Accepted; `Location` points at the job.'),
-      ...errorResponses([...BODY_ERRORS, ...COMMON_ERRORS]),
+      ...errorResponses([...BODY_ERRORS, ...COMMON_ERRORS, 409], IDEMPOTENCY_ERRORS),
     },
   };
   const submitDescription =
@@ -114,8 +154,10 @@ export function registerJobRoutes(app: ZodApp, ctx: RouteContext): void {
       },
       async (request, reply) => {
         const submission = parseSubmission(request.body, ctx.knownTypes);
-        const [id] = await accept([submission], request.log, false);
+        const { ids, replayed } = await accept([submission], request, false);
+        const [id] = ids;
         if (id === undefined) throw new Error('no job id was assigned');
+        if (replayed) void reply.header(REPLAYED_HEADER, 'true');
         return reply.status(202).header('location', jobLocation(id)).send({ job_id: id, status: 'submitted' });
       },
     );
@@ -128,16 +170,18 @@ export function registerJobRoutes(app: ZodApp, ctx: RouteContext): void {
         tags: ['jobs'],
         summary: 'Submit many jobs at once',
         description: `Accepts 1 to ${MAX_BATCH_SIZE} jobs. All are validated first: if any is invalid, none is created.`,
+        headers: idempotencyHeadersSchema,
         body: batchSubmissionSchema,
         response: {
           202: jsonResponse(batchAcceptedSchema, 'Accepted.'),
-          ...errorResponses([...BODY_ERRORS, ...COMMON_ERRORS]),
+          ...errorResponses([...BODY_ERRORS, ...COMMON_ERRORS, 409], IDEMPOTENCY_ERRORS),
         },
       },
     },
     async (request, reply) => {
       const submissions = parseBatchSubmission(request.body, ctx.knownTypes);
-      const ids = await accept(submissions, request.log, true);
+      const { ids, replayed } = await accept(submissions, request, true);
+      if (replayed) void reply.header(REPLAYED_HEADER, 'true');
       return reply.status(202).send({ job_ids: ids, status: 'submitted' });
     },
   );
@@ -160,8 +204,10 @@ export function registerJobRoutes(app: ZodApp, ctx: RouteContext): void {
     },
     async (request) => {
       const { status, queue, limit, cursor } = request.query;
+      const principal = ctx.principalOf(request);
       const page = await store.queryJobs({
         limit,
+        ...(!principal.admin && { tenant: principal.tenant }),
         ...(status !== undefined && { state: status }),
         ...(queue !== undefined && { queue }),
         ...(cursor !== undefined && { cursor }),
@@ -180,7 +226,7 @@ export function registerJobRoutes(app: ZodApp, ctx: RouteContext): void {
         response: { 200: jsonResponse(jobViewSchema, 'The job.'), ...errorResponses([404, ...COMMON_ERRORS]) },
       },
     },
-    async (request) => toJobView(await getJobOrThrow(request.params.id)),
+    async (request) => toJobView(await getJobOrThrow(request.params.id, request)),
   );
 
   app.get(
@@ -199,7 +245,7 @@ export function registerJobRoutes(app: ZodApp, ctx: RouteContext): void {
       },
     },
     async (request) => {
-      const job = await getJobOrThrow(request.params.id);
+      const job = await getJobOrThrow(request.params.id, request);
       if (!isTerminal(job.state)) {
         throw new OrchestratorError('JOB_NOT_FINISHED', `job ${job.id} is ${job.state}; its result is not ready yet`);
       }
@@ -238,7 +284,7 @@ export function registerJobRoutes(app: ZodApp, ctx: RouteContext): void {
     async (request) => {
       const { id } = request.params;
       for (let attempt = 1; attempt <= CANCEL_ATTEMPTS; attempt++) {
-        const job = await getJobOrThrow(id);
+        const job = await getJobOrThrow(id, request);
         if (isTerminal(job.state)) {
           throw new OrchestratorError(
             'INVALID_TRANSITION',

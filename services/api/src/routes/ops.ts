@@ -1,6 +1,13 @@
-import { INGEST_QUEUE, POOL_QUEUES, lanesOf } from '@orch/core';
+import { INGEST_LANES, INGEST_QUEUE, POOL_QUEUES, lanesOf } from '@orch/core';
 import type { FastifyBaseLogger } from 'fastify';
-import { jsonResponse, queuesStatusSchema, readinessSchema, statusSchema, toDepthView } from '../wire.ts';
+import {
+  jobStatsSchema,
+  jsonResponse,
+  queuesStatusSchema,
+  readinessSchema,
+  statusSchema,
+  toDepthView,
+} from '../wire.ts';
 import type { DepthView } from '../wire.ts';
 import { COMMON_ERRORS, errorResponses } from './shared.ts';
 import type { RouteContext, ZodApp } from './shared.ts';
@@ -49,29 +56,44 @@ export function registerOpsRoutes(app: ZodApp, ctx: RouteContext): void {
         tags: ['operations'],
         summary: 'Queue depths',
         description:
-          'Active, scheduled and dead-lettered messages of the ingest queue and of each pool (summed over its lanes).',
+          'Active, scheduled and dead-lettered messages of the ingest queue and of each pool, each summed over its lanes.',
         response: { 200: jsonResponse(queuesStatusSchema, 'Depth of every queue.'), ...errorResponses(COMMON_ERRORS) },
       },
     },
     async () => {
       const depthOf = async (queue: string): Promise<DepthView> => toDepthView(await transport.getQueueDepth(queue));
-      const [ingest, ...pools] = await Promise.all([
-        depthOf(INGEST_QUEUE),
-        ...POOL_QUEUES.map(async (pool) => {
-          const lanes = await Promise.all(
-            lanesOf(pool).map(async (lane) => [lane.dispatchClass, await depthOf(lane.queue)] as const),
-          );
-          const total = sumDepths(lanes.map(([, depth]) => depth));
-          return [pool, { ...total, lanes: Object.fromEntries(lanes) }] as const;
-        }),
+      const summed = async (name: string, laneList: readonly { dispatchClass: string; queue: string }[]) => {
+        const lanes = await Promise.all(
+          laneList.map(async (lane) => [lane.dispatchClass, await depthOf(lane.queue)] as const),
+        );
+        const total = sumDepths(lanes.map(([, depth]) => depth));
+        return [name, { ...total, lanes: Object.fromEntries(lanes) }] as const;
+      };
+      const queues = await Promise.all([
+        summed(INGEST_QUEUE, INGEST_LANES),
+        ...POOL_QUEUES.map((pool) => summed(pool, lanesOf(pool))),
       ]);
-      return { queues: { [INGEST_QUEUE]: ingest, ...Object.fromEntries(pools) } };
+      return { queues: Object.fromEntries(queues) };
     },
+  );
+
+  app.get(
+    '/stats',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Job counts by status',
+        description: 'How many jobs are in each status right now (one grouped count in the job store).',
+        response: { 200: jsonResponse(jobStatsSchema, 'Counts of every status.'), ...errorResponses(COMMON_ERRORS) },
+      },
+    },
+    async () => ({ jobs: await store.countByState() }),
   );
 
   app.get(
     '/health',
     {
+      config: { public: true },
       schema: {
         tags: ['operations'],
         summary: 'Health (the original contract)',
@@ -84,6 +106,7 @@ export function registerOpsRoutes(app: ZodApp, ctx: RouteContext): void {
   app.get(
     '/healthz',
     {
+      config: { public: true },
       schema: {
         tags: ['operations'],
         summary: 'Liveness probe',
@@ -96,6 +119,7 @@ export function registerOpsRoutes(app: ZodApp, ctx: RouteContext): void {
   app.get(
     '/readyz',
     {
+      config: { public: true },
       schema: {
         tags: ['operations'],
         summary: 'Readiness probe',

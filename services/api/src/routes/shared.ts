@@ -1,12 +1,15 @@
-import type { BlobStore, HandlerRegistry, JobStore, QueueTransport } from '@orch/core';
+import type { BlobStore, HandlerRegistry, JobMetrics, JobStore, QueueTransport } from '@orch/core';
 import type {
   FastifyBaseLogger,
   FastifyInstance,
+  FastifyRequest,
   RawReplyDefaultExpression,
   RawRequestDefaultExpression,
   RawServerDefault,
 } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Principal } from '../auth.ts';
+import type { TenantQuota } from '../quota.ts';
 import { errorBodySchema, jsonResponse } from '../wire.ts';
 
 /** The Fastify instance routes are registered on: zod schemas validate and serialize. */
@@ -28,14 +31,24 @@ export interface RouteContext {
   clock: () => Date;
   newId: () => string;
   maxAttempts: number;
+  metrics: JobMetrics;
+  /** Who a request acts for: its key's tenant, and whether it may see every tenant's jobs. */
+  principalOf: (request: FastifyRequest) => Principal;
+  /** The quota on each tenant's live jobs. */
+  quota: TenantQuota;
+  /** How long an Idempotency-Key is remembered. */
+  idempotencyTtlInMs: number;
 }
 
 const ERROR_DESCRIPTIONS: Readonly<Record<number, string>> = {
   400: 'VALIDATION_FAILED (details name each bad field) or INVALID_JSON.',
+  401: 'UNAUTHENTICATED: no API key, or not a valid one (send `Authorization: Bearer <key>`).',
+  403: 'FORBIDDEN: the key is valid but may not do this (admin only).',
   404: 'JOB_NOT_FOUND: no job has this id.',
   409: 'The job is not in a state that allows this.',
   413: 'PAYLOAD_TOO_LARGE: the body is over the size limit.',
   415: 'UNSUPPORTED_MEDIA_TYPE: the body must be application/json.',
+  429: 'RATE_LIMITED (too many requests; see `Retry-After`) or QUOTA_EXCEEDED (too many live jobs).',
   500: 'INTERNAL: an unexpected failure (details are logged, never returned).',
   503: 'DEPENDENCY_UNAVAILABLE: the job store or the queue cannot be reached; try again later.',
 };
@@ -57,6 +70,6 @@ export function errorResponses(
 }
 
 /** Errors any route can answer with. */
-export const COMMON_ERRORS = [500, 503] as const;
+export const COMMON_ERRORS = [401, 429, 500, 503] as const;
 /** Errors of any route that reads a JSON body. */
 export const BODY_ERRORS = [400, 413, 415] as const;

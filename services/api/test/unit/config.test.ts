@@ -5,7 +5,19 @@ import { apiConfigSchema, loadApiConfig } from '../../src/index.ts';
 
 describe('loadApiConfig', () => {
   it('applies the defaults', () => {
-    expect(loadApiConfig({})).toEqual({ PORT: 8000, HOST: '127.0.0.1', LOG_LEVEL: 'info', JOB_MAX_ATTEMPTS: 3 });
+    expect(loadApiConfig({})).toEqual({
+      PORT: 8000,
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      LOG_FORMAT: 'auto',
+      JOB_MAX_ATTEMPTS: 3,
+      IDEMPOTENCY_TTL_MS: 86_400_000,
+      RATE_LIMIT_MAX: 1200,
+      RATE_LIMIT_WINDOW_MS: 60_000,
+      TENANT_MAX_LIVE_JOBS: 100_000,
+      REQUEST_TIMEOUT_MS: 30_000,
+      CORS_ORIGINS: [],
+    });
   });
 
   it('parses the environment and ignores unrelated keys', () => {
@@ -16,7 +28,19 @@ describe('loadApiConfig', () => {
       JOB_MAX_ATTEMPTS: '5',
       PATH: '/usr/bin',
     });
-    expect(config).toEqual({ PORT: 9000, HOST: '0.0.0.0', LOG_LEVEL: 'debug', JOB_MAX_ATTEMPTS: 5 });
+    expect(config).toEqual({
+      PORT: 9000,
+      HOST: '0.0.0.0',
+      LOG_LEVEL: 'debug',
+      LOG_FORMAT: 'auto',
+      JOB_MAX_ATTEMPTS: 5,
+      IDEMPOTENCY_TTL_MS: 86_400_000,
+      RATE_LIMIT_MAX: 1200,
+      RATE_LIMIT_WINDOW_MS: 60_000,
+      TENANT_MAX_LIVE_JOBS: 100_000,
+      REQUEST_TIMEOUT_MS: 30_000,
+      CORS_ORIGINS: [],
+    });
     expect(Object.isFrozen(config)).toBe(true);
   });
 
@@ -51,7 +75,14 @@ describe('loadApiConfig', () => {
       PORT: 1234,
       HOST: '127.0.0.1',
       LOG_LEVEL: 'info',
+      LOG_FORMAT: 'auto',
       JOB_MAX_ATTEMPTS: 3,
+      IDEMPOTENCY_TTL_MS: 86_400_000,
+      RATE_LIMIT_MAX: 1200,
+      RATE_LIMIT_WINDOW_MS: 60_000,
+      TENANT_MAX_LIVE_JOBS: 100_000,
+      REQUEST_TIMEOUT_MS: 30_000,
+      CORS_ORIGINS: [],
       OTHER: 'x',
     });
   });

@@ -38,7 +38,12 @@ describe('GET /queues/status', () => {
     expect(response.statusCode).toBe(200);
     const queues = json(response)['queues'] as Record<string, unknown>;
     expect(Object.keys(queues).sort()).toEqual([INGEST_QUEUE, ...POOL_QUEUES].sort());
-    expect(queues[INGEST_QUEUE]).toEqual({ active: 1, scheduled: 0, dead_letter: 0 });
+    expect(queues[INGEST_QUEUE]).toEqual({
+      active: 1,
+      scheduled: 0,
+      dead_letter: 0,
+      lanes: { high: zero, standard: { active: 1, scheduled: 0, dead_letter: 0 } },
+    });
     expect(queues['batch-jobs']).toEqual({
       active: 3,
       scheduled: 0,
@@ -76,6 +81,25 @@ describe('GET /queues/status', () => {
     expect(response.body).not.toContain('s3cret');
     expect(response.body).not.toContain('amqp');
     await transport.close();
+  });
+});
+
+describe('GET /stats', () => {
+  it('counts jobs by status, moving as jobs are submitted', async () => {
+    const { app } = await start();
+    const counts = async () => {
+      const response = await app.inject({ method: 'GET', url: '/stats' });
+      expect(response.statusCode).toBe(200);
+      return (json(response) as { jobs: Record<string, number> }).jobs;
+    };
+    const before = await counts();
+    expect(Object.keys(before).sort()).toEqual(
+      ['cancelled', 'failed', 'queued', 'retrying', 'running', 'submitted', 'succeeded'].sort(),
+    );
+
+    await app.inject({ method: 'POST', url: '/jobs/batch', payload: { jobs: [{}, {}, {}] } });
+
+    expect(((await counts()).submitted ?? 0) - (before.submitted ?? 0)).toBe(3);
   });
 });
 
@@ -137,13 +161,18 @@ interface Operation {
 
 describe('OpenAPI and docs', () => {
   const expected: Record<string, Record<string, string[]>> = {
-    '/submit-job': { post: ['202', '400', '413', '415', '500', '503'] },
-    '/jobs': { post: ['202', '400', '413', '415', '500', '503'], get: ['200', '400', '500', '503'] },
-    '/jobs/batch': { post: ['202', '400', '413', '415', '500', '503'] },
-    '/jobs/{id}': { get: ['200', '404', '500', '503'] },
-    '/jobs/{id}/result': { get: ['200', '404', '409', '500', '503'] },
-    '/jobs/{id}/cancel': { post: ['200', '400', '404', '409', '413', '415', '500', '503'] },
-    '/queues/status': { get: ['200', '500', '503'] },
+    '/submit-job': { post: ['202', '400', '401', '409', '413', '415', '429', '500', '503'] },
+    '/jobs': {
+      post: ['202', '400', '401', '409', '413', '415', '429', '500', '503'],
+      get: ['200', '400', '401', '429', '500', '503'],
+    },
+    '/jobs/batch': { post: ['202', '400', '401', '409', '413', '415', '429', '500', '503'] },
+    '/jobs/{id}': { get: ['200', '401', '404', '429', '500', '503'] },
+    '/jobs/{id}/result': { get: ['200', '401', '404', '409', '429', '500', '503'] },
+    '/jobs/{id}/cancel': { post: ['200', '400', '401', '404', '409', '413', '415', '429', '500', '503'] },
+    '/queues/status': { get: ['200', '401', '429', '500', '503'] },
+    '/stats': { get: ['200', '401', '429', '500', '503'] },
+    '/stats/history': { get: ['200', '400', '401', '429', '500', '503'] },
     '/health': { get: ['200'] },
     '/healthz': { get: ['200'] },
     '/readyz': { get: ['200', '503'] },

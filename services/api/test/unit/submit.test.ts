@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { INGEST_QUEUE, MAX_BATCH_SIZE, OrchestratorError } from '@orch/core';
+import { INGEST_QUEUE, MAX_BATCH_SIZE, OrchestratorError, ingestLaneOf } from '@orch/core';
 import type { QueueTransport } from '@orch/core';
 import { createMemoryTransport } from '@orch/platform/memory';
 import {
@@ -72,7 +72,8 @@ describe('POST /submit-job and POST /jobs', () => {
         attempts: 0,
         createdAt: now.toISOString(),
       });
-      expect(await transport.getQueueDepth(INGEST_QUEUE)).toEqual({ active: 1, scheduled: 0, deadLetter: 0 });
+      // A high-priority submission takes the ingest queue's high lane.
+      expect(await transport.getQueueDepth(ingestLaneOf('high'))).toEqual({ active: 1, scheduled: 0, deadLetter: 0 });
       expect(await isMarkedDispatched(backends.store, id)).toBe(true);
     },
   );
@@ -370,9 +371,9 @@ describe('POST /jobs/batch', () => {
 describe('when publishing fails, the job is still accepted', () => {
   it('a failing send still answers 202; the job exists as submitted and is left for the reconciler', async () => {
     const transport = createMemoryTransport();
-    const failing = withOverrides(transport, {
-      send: () => Promise.reject(new OrchestratorError('DEPENDENCY_UNAVAILABLE', 'broker down', { retryable: true })),
-    });
+    const down = () =>
+      Promise.reject(new OrchestratorError('DEPENDENCY_UNAVAILABLE', 'broker down', { retryable: true }));
+    const failing = withOverrides(transport, { send: down, sendBatch: down });
     const { app } = await start({ transport: failing });
 
     const response = await postJson(app, '/submit-job', { rows: 7 });

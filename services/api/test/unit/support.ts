@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { INGEST_QUEUE, createHandlerRegistry, resultKeyFor, transition } from '@orch/core';
+import { INGEST_LANES, createHandlerRegistry, resultKeyFor, transition } from '@orch/core';
 import type { BlobStore, Job, JobState, JobStore, QueueTransport } from '@orch/core';
 import { createFsBlobStore } from '@orch/platform/fs-blob';
 import { createMemoryTransport } from '@orch/platform/memory';
@@ -33,7 +33,7 @@ export async function createBackends(): Promise<Backends> {
   };
 }
 
-export const silentLogger = createLogger({ service: 'api-test', level: 'silent', pretty: false });
+export const silentLogger = createLogger({ service: 'api-test', level: 'silent', format: 'json' });
 
 export interface TestApp {
   app: FastifyInstance;
@@ -132,9 +132,14 @@ export function createRecordingLogger(): { logger: Logger; entries: LogEntry[] }
   return { logger: make() as unknown as Logger, entries };
 }
 
+/** Messages in the ingest queue, both lanes. */
 export async function ingestDepth(transport: QueueTransport): Promise<number> {
-  const depth = await transport.getQueueDepth(INGEST_QUEUE);
-  return depth.active + depth.scheduled + depth.deadLetter;
+  let total = 0;
+  for (const lane of INGEST_LANES) {
+    const depth = await transport.getQueueDepth(lane.queue);
+    total += depth.active + depth.scheduled + depth.deadLetter;
+  }
+  return total;
 }
 
 /** Moves a stored job along the lifecycle to `target`, the way the scheduler and workers would. */

@@ -1,10 +1,10 @@
 import type { Job, JobMessage } from '../job/job.ts';
 import type { OutgoingMessage, QueueTransport } from '../ports/queue-transport.ts';
-import { dispatchClassOf, INGEST_QUEUE, laneQueue } from '../queues.ts';
+import { dispatchClassOf, ingestLaneOf, laneQueue } from '../queues.ts';
 
 /** The queue a job's next message goes to: the ingest queue until classified, then its pool lane. */
 export function nextQueueOf(job: Job): string {
-  if (job.state === 'submitted' || !job.decision) return INGEST_QUEUE;
+  if (job.state === 'submitted' || !job.decision) return ingestLaneOf(job.priority);
   return laneQueue(job.decision.queue, dispatchClassOf(job.priority));
 }
 

@@ -44,6 +44,11 @@ export interface JobFailure {
 /** A job record as stored. Timestamps are ISO-8601 strings in UTC. */
 export interface Job {
   id: string;
+  /**
+   * Who owns the job: the tenant of the API key that submitted it ('' when the API runs without
+   * authentication). Other tenants never see it. Never changes.
+   */
+  tenant: string;
   state: JobState;
   /** Incremented by every update; updates are compare-and-set on it. */
   version: number;

@@ -102,6 +102,8 @@ export interface NewJobOptions {
   id: string;
   now: Date;
   maxAttempts: number;
+  /** The owner. @default '' (no authentication) */
+  tenant?: string;
 }
 
 /** A freshly accepted job, in state `submitted`. */
@@ -109,6 +111,7 @@ export function newJob(submission: JobSubmission, options: NewJobOptions): Job {
   const at = options.now.toISOString();
   return {
     id: options.id,
+    tenant: options.tenant ?? '',
     state: 'submitted',
     version: 1,
     priority: submission.priority satisfies Priority,

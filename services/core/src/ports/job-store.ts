@@ -5,8 +5,15 @@ import type { Job, JobState, PoolQueue } from '../job/job.ts';
  * delivery can never run a finished job again. PostgreSQL behind it (embedded in embedded mode).
  */
 export interface JobStore {
-  /** Inserts jobs, all or none. Throws `CONFLICT` if any id already exists. */
-  createJobs(jobs: readonly Job[]): Promise<void>;
+  /**
+   * Inserts jobs, all or none. Throws `CONFLICT` if any id already exists. With `idempotency`, the
+   * key's record is written in the same transaction; if the tenant already holds an unexpired record
+   * under that key, nothing is written and it throws `IDEMPOTENCY_KEY_IN_USE` (read the record with
+   * `getIdempotencyRecord`).
+   */
+  createJobs(jobs: readonly Job[], options?: { idempotency?: IdempotencyRecord }): Promise<void>;
+  /** The tenant's unexpired record under `key`, if any. */
+  getIdempotencyRecord(tenant: string, key: string, now: Date): Promise<IdempotencyRecord | undefined>;
   /** `undefined` when there is no such job. */
   getJob(id: string): Promise<Job | undefined>;
   /** The jobs that exist among `ids`, in no particular order. */
@@ -27,14 +34,28 @@ export interface JobStore {
   recordHeartbeat(ids: readonly string[], at: Date): Promise<string[]>;
   /** Jobs the reconciler should look at; see `RecoveryQuery`. */
   findJobsToRecover(query: RecoveryQuery): Promise<Job[]>;
+  /**
+   * The tenant's live jobs (submitted, queued, retrying or running): what its quota counts.
+   */
+  countLiveJobs(tenant: string): Promise<number>;
   /** Job counts by state (for status pages). */
   countByState(): Promise<Record<JobState, number>>;
+  /** What happened since `since`, for dashboards: jobs finished, and how long started ones waited. */
+  getActivity(since: Date): Promise<JobActivity>;
+  /** Upserts a worker's presence and load; each worker process calls it on a timer. */
+  recordWorker(worker: WorkerPresence): Promise<void>;
+  /** Forgets a worker (on a clean shutdown). Idempotent. */
+  removeWorker(id: string): Promise<void>;
+  /** Workers seen at or after `since`. */
+  listWorkers(since: Date): Promise<WorkerPresence[]>;
   /** Throws `DEPENDENCY_UNAVAILABLE` when the database cannot be reached. */
   ping(): Promise<void>;
   close(): Promise<void>;
 }
 
 export interface JobQuery {
+  /** Only this tenant's jobs; absent: every tenant's (admins). */
+  tenant?: string;
   state?: JobState;
   queue?: PoolQueue;
   /** @default 50 */
@@ -64,4 +85,39 @@ export interface RecoveryQuery {
   heartbeatBefore: Date;
   /** Oldest first. */
   limit: number;
+}
+
+export interface JobActivity {
+  /** Jobs that reached `succeeded` / `failed` at or after `since`. */
+  succeeded: number;
+  failed: number;
+  /** Jobs that first started at or after `since`. */
+  started: number;
+  /** Dispatch latency (created → first start) of those jobs, in ms; `null` when none started. */
+  dispatchLatencyInMs: { p50: number; p95: number; p99: number } | null;
+}
+
+/** A process consuming a pool: a worker replica, or the batch submitter for a batch pool. */
+export interface WorkerPresence {
+  /** Unique per process, e.g. `<hostname>:<pid>:<pool>`. */
+  id: string;
+  pool: PoolQueue;
+  /** Jobs (or, for batch pools, tasks) it may run at once. */
+  concurrency: number;
+  inFlight: number;
+  /** ISO-8601. */
+  seenAt: string;
+}
+
+/** What an `Idempotency-Key` remembers: which request it was given with, and the jobs it created. */
+export interface IdempotencyRecord {
+  tenant: string;
+  key: string;
+  /** A hash of the request (route and normalized body); the same key with another request is refused. */
+  requestHash: string;
+  jobIds: string[];
+  /** ISO-8601. */
+  createdAt: string;
+  /** ISO-8601; after this the key may be used again. */
+  expiresAt: string;
 }

@@ -1,53 +1,29 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { computeSyntheticAggregates } from '@orch/core';
-import { eventually, startSystem, type RunningSystem } from './embedded-process.ts';
+import {
+  eventually,
+  expectVerifiedResult,
+  mixedJobs,
+  ONE_JOB_PER_ROUTE,
+  postJson as post,
+  startSystem as startProcess,
+  submitAll,
+  waitTerminal,
+  type RunningSystem,
+  removeDir,
+} from '@orch/platform/testing';
 
-interface JobView {
-  job_id: string;
-  status: string;
-  queue: string | null;
-  rows: number;
-  attempts: number;
-  history: { status: string; at: string }[];
-  error: { code: string; message: string } | null;
-}
-
-const post = async (url: string, body: unknown): Promise<Response> =>
-  fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-
-const getJob = async (base: string, id: string): Promise<JobView> =>
-  (await (await fetch(`${base}/jobs/${id}`)).json()) as JobView;
-
-async function waitTerminal(base: string, ids: readonly string[], timeoutInMs: number): Promise<JobView[]> {
-  return eventually(
-    async () => {
-      const views = await Promise.all(ids.map((id) => getJob(base, id)));
-      return views.every((v) => ['succeeded', 'failed', 'cancelled'].includes(v.status)) ? views : undefined;
-    },
-    timeoutInMs,
-    `${ids.length} jobs to finish`,
-  );
-}
-
-async function expectVerifiedResult(base: string, view: JobView): Promise<void> {
-  expect(view.status).toBe('succeeded');
-  expect(view.history.filter((h) => h.status === 'succeeded')).toHaveLength(1);
-  const res = await fetch(`${base}/jobs/${view.job_id}/result`);
-  expect(res.status).toBe(200);
-  const result = (await res.json()) as Record<string, unknown>;
-  const expected = computeSyntheticAggregates(view.job_id, view.rows);
-  expect(result).toMatchObject({ ...expected });
-}
+const MAIN = path.resolve(import.meta.dirname, '../../src/main.ts');
+const startSystem = (env: Record<string, string>): Promise<RunningSystem> => startProcess(MAIN, env);
 
 const dataDirs: string[] = [];
 const systems: RunningSystem[] = [];
 
 afterAll(async () => {
-  for (const s of systems) if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGKILL');
-  await Promise.all(dataDirs.map((d) => rm(d, { recursive: true, force: true })));
+  await Promise.all(systems.map((s) => s.killAll()));
+  await Promise.all(dataDirs.map(removeDir));
 });
 
 async function newDataDir(): Promise<string> {
@@ -68,12 +44,7 @@ describe('embedded system, as a separate process over HTTP', () => {
   it('classifies, routes, runs and stores a verifiable result on all four routes, then drains on SIGTERM', async () => {
     const system = await startSystem({ ...FAST, DATA_DIR: await newDataDir() });
     systems.push(system);
-    const submissions = {
-      'actor-jobs': { rows: 5_000, latency_sensitive: true },
-      'spark-jobs': { rows: 200_000, estimated_runtime_sec: 101 }, // cost 10.2
-      'ml-jobs': { rows: 30_000, estimated_runtime_sec: 50 }, // cost 5.03
-      'batch-jobs': { rows: 1_000, estimated_runtime_sec: 10 }, // cost 1.001
-    };
+    const submissions = ONE_JOB_PER_ROUTE;
     const ids = new Map<string, string>();
     for (const [queue, body] of Object.entries(submissions)) {
       const res = await post(`${system.url}/submit-job`, body);
@@ -102,24 +73,7 @@ describe('embedded system, as a separate process over HTTP', () => {
     const first = await startSystem(env);
     systems.push(first);
 
-    const jobs = Array.from({ length: 120 }, (_, i) => {
-      switch (i % 4) {
-        case 0:
-          return { rows: 2_000 + i, latency_sensitive: true, estimated_runtime_sec: 5 };
-        case 1:
-          return { rows: 3_000 + i, estimated_runtime_sec: 110 };
-        case 2:
-          return { rows: 4_000 + i, estimated_runtime_sec: 45, priority: 'low' };
-        default:
-          return { rows: 1_000 + i, estimated_runtime_sec: 2, priority: 'urgent' };
-      }
-    });
-    const accepted: string[] = [];
-    for (let i = 0; i < jobs.length; i += 40) {
-      const res = await post(`${first.url}/jobs/batch`, { jobs: jobs.slice(i, i + 40) });
-      expect(res.status).toBe(202);
-      accepted.push(...((await res.json()) as { job_ids: string[] }).job_ids);
-    }
+    const accepted = await submitAll(first.url, mixedJobs(120), 40);
     // Kill once some work is done and some is not.
     const doneBeforeKill = await eventually(
       async () => {

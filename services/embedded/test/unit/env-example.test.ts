@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '@orch/platform/runtime';
 import { workerConfigSchema } from '@orch/workers';
 import { embeddedConfigSchema, loadEmbeddedConfig } from '@orch/embedded';
+import { loadLocalConfig, localConfigSchema } from '@orch/local';
 
 const exampleUrl = new URL('../../../../.env.example', import.meta.url);
 
@@ -18,7 +19,11 @@ async function exampleEntries(): Promise<Map<string, string>> {
 
 describe('.env.example', () => {
   it('lists every configuration key the services read', async () => {
-    const keys = new Set([...Object.keys(embeddedConfigSchema.shape), ...Object.keys(workerConfigSchema.shape)]);
+    const keys = new Set([
+      ...Object.keys(embeddedConfigSchema.shape),
+      ...Object.keys(workerConfigSchema.shape),
+      ...Object.keys(localConfigSchema.shape),
+    ]);
     const documented = await exampleEntries();
     expect([...keys].filter((k) => !documented.has(k))).toEqual([]);
     expect([...documented.keys()].filter((k) => !keys.has(k))).toEqual([]);
@@ -32,6 +37,9 @@ describe('.env.example', () => {
     }
     const worker = parseConfig(workerConfigSchema, { WORKER_POOL: 'actor' });
     expect(String(worker.WORKER_CONCURRENCY)).toBe(documented.get('WORKER_CONCURRENCY'));
+    const local = loadLocalConfig({});
+    expect(local.LOCAL_SERVICES.join(',')).toBe(documented.get('LOCAL_SERVICES'));
+    expect(String(local.AZURITE_BLOB_PORT)).toBe(documented.get('AZURITE_BLOB_PORT'));
   });
 
   it('is a valid configuration as written', async () => {

@@ -1,0 +1,95 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { z } from 'zod';
+import type { StatsSampler } from '../dashboard/sampler.ts';
+import { jsonResponse } from '../wire.ts';
+import { COMMON_ERRORS, errorResponses } from './shared.ts';
+import type { ZodApp } from './shared.ts';
+
+const require = createRequire(import.meta.url);
+const PUBLIC_DIR = new URL('../dashboard/public/', import.meta.url);
+
+/** The page's files, read once: the page, its script and styles, and uPlot (no CDN: nothing external). */
+const ASSETS: Record<string, { file: string | URL; type: string }> = {
+  '/': { file: new URL('index.html', PUBLIC_DIR), type: 'text/html; charset=utf-8' },
+  '/dashboard/app.js': { file: new URL('app.js', PUBLIC_DIR), type: 'text/javascript; charset=utf-8' },
+  '/dashboard/app.css': { file: new URL('app.css', PUBLIC_DIR), type: 'text/css; charset=utf-8' },
+  '/dashboard/uplot.js': {
+    file: require.resolve('uplot/dist/uPlot.iife.min.js'),
+    type: 'text/javascript; charset=utf-8',
+  },
+  '/dashboard/uplot.css': { file: require.resolve('uplot/dist/uPlot.min.css'), type: 'text/css; charset=utf-8' },
+};
+
+const depthSchema = z.object({ active: z.number(), scheduled: z.number(), dead_letter: z.number() });
+const sampleSchema = z.object({
+  at: z.number().describe('Epoch milliseconds.'),
+  queues: z.record(z.string(), depthSchema).describe('Each logical queue, its lanes summed.'),
+  workers: z
+    .record(z.string(), z.object({ replicas: z.number(), concurrency: z.number(), in_flight: z.number() }))
+    .describe('Per pool: worker replicas (processes or in-process consumers), their slots, jobs running.'),
+  succeeded_per_sec: z.number(),
+  failed_per_sec: z.number(),
+  dispatch_latency_ms: z.object({ p50: z.number(), p95: z.number() }).nullable(),
+});
+const historySchema = z.object({ interval_ms: z.number(), samples: z.array(sampleSchema) });
+
+/**
+ * The dashboard (`GET /`, public files) and the bounded history it draws (`GET /stats/history`,
+ * authenticated like every data route). The sampler runs while the app is open.
+ */
+export function registerDashboardRoutes(app: ZodApp, sampler: StatsSampler): void {
+  for (const [url, { file, type }] of Object.entries(ASSETS)) {
+    const body = readFileSync(file);
+    app.get(url, { config: { public: true }, schema: { hide: true } }, (_request, reply) =>
+      reply.type(type).header('cache-control', 'no-cache').send(body),
+    );
+  }
+
+  app.get(
+    '/stats/history',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Dashboard history',
+        description:
+          'Samples kept by the API (one per interval, the last 15 minutes): queue depths, workers per pool, ' +
+          'jobs finished per second, dispatch latency. `since` (epoch ms) returns only newer samples.',
+        querystring: z.object({ since: z.coerce.number().int().min(0).optional() }),
+        response: {
+          200: jsonResponse(historySchema, 'Samples, oldest first.'),
+          ...errorResponses([400, ...COMMON_ERRORS]),
+        },
+      },
+    },
+    (request) => ({
+      interval_ms: sampler.intervalInMs,
+      samples: sampler.history(request.query.since).map((s) => ({
+        at: s.at,
+        queues: Object.fromEntries(
+          Object.entries(s.queues).map(([q, d]) => [
+            q,
+            { active: d.active, scheduled: d.scheduled, dead_letter: d.deadLetter },
+          ]),
+        ),
+        workers: Object.fromEntries(
+          Object.entries(s.workers).map(([p, w]) => [
+            p,
+            { replicas: w.replicas, concurrency: w.concurrency, in_flight: w.inFlight },
+          ]),
+        ),
+        succeeded_per_sec: s.succeededPerSec,
+        failed_per_sec: s.failedPerSec,
+        dispatch_latency_ms: s.dispatchLatencyInMs,
+      })),
+    }),
+  );
+  app.addHook('onReady', async () => {
+    sampler.start();
+    await sampler.sample().catch(() => undefined);
+  });
+  app.addHook('onClose', (_app, done) => {
+    sampler.stop();
+    done();
+  });
+}

@@ -1,0 +1,304 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isOrchestratorError } from '@orch/core';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateApiKey, hashApiKey, loadApiConfig, loadApiOptions, parseApiKeys } from '../../src/index.ts';
+import type { ApiOptions } from '../../src/index.ts';
+import { createBackends, createRecordingLogger, createTestApp, silentLogger, withOverrides } from './support.ts';
+import type { Backends, TestApp } from './support.ts';
+
+let backends: Backends;
+beforeAll(async () => {
+  backends = await createBackends();
+});
+afterAll(async () => {
+  await backends?.close();
+});
+
+const acme = generateApiKey('acme');
+const globex = generateApiKey('globex');
+const ops = generateApiKey('ops', true);
+const keys = parseApiKeys([acme.entry, globex.entry, ops.entry].join('\n'), 'test');
+
+const as = (key: string) => ({ authorization: `Bearer ${key}` });
+
+async function withApp(options: Partial<ApiOptions>, body: (app: FastifyInstance) => Promise<void>): Promise<void> {
+  const test: TestApp = await createTestApp(backends, {}, options);
+  try {
+    await body(test.app);
+  } finally {
+    await test.close();
+  }
+}
+
+function submit(app: FastifyInstance, key: string | undefined, payload: unknown = {}, url = '/jobs') {
+  return app.inject({
+    method: 'POST',
+    url,
+    payload: JSON.stringify(payload),
+    headers: { 'content-type': 'application/json', ...(key !== undefined && as(key)) },
+  });
+}
+
+const codeOf = (response: LightMyRequestResponse): unknown => response.json<{ code?: unknown }>().code;
+
+describe('API keys and tenants', () => {
+  it('given keys, when a request has no key, a malformed header or an unknown key, then 401 UNAUTHENTICATED, never echoing the key', async () => {
+    await withApp({ apiKeys: keys }, async (app) => {
+      const none = await app.inject({ method: 'GET', url: '/jobs' });
+      expect(none.statusCode).toBe(401);
+      expect(codeOf(none)).toBe('UNAUTHENTICATED');
+      const basic = await app.inject({ method: 'GET', url: '/jobs', headers: { authorization: 'Basic Zm9vOmJhcg==' } });
+      expect(basic.statusCode).toBe(401);
+      const wrong = await app.inject({ method: 'GET', url: '/jobs', headers: as('orch_not-a-real-key-1234') });
+      expect(wrong.statusCode).toBe(401);
+      expect(wrong.body).not.toContain('orch_not-a-real-key-1234');
+      // Nothing was created by the refused submission.
+      const refused = await submit(app, undefined);
+      expect(refused.statusCode).toBe(401);
+    });
+  });
+
+  it('given keys, then probes and the API description stay open', async () => {
+    await withApp({ apiKeys: keys }, async (app) => {
+      for (const url of ['/healthz', '/readyz', '/health', '/openapi.json']) {
+        expect((await app.inject({ method: 'GET', url })).statusCode, url).toBe(200);
+      }
+    });
+  });
+
+  it("given two tenants, then each sees only its own jobs: another tenant's job is a 404 to read, list, cancel or fetch", async () => {
+    await withApp({ apiKeys: keys }, async (app) => {
+      const created = await submit(app, acme.key, { rows: 10 });
+      expect(created.statusCode).toBe(202);
+      const id = created.json<{ job_id: string }>().job_id;
+
+      expect((await app.inject({ method: 'GET', url: `/jobs/${id}`, headers: as(acme.key) })).statusCode).toBe(200);
+      for (const [method, url] of [
+        ['GET', `/jobs/${id}`],
+        ['GET', `/jobs/${id}/result`],
+        ['POST', `/jobs/${id}/cancel`],
+      ] as const) {
+        const response = await app.inject({ method, url, headers: as(globex.key) });
+        expect(response.statusCode, `${method} ${url}`).toBe(404);
+        expect(codeOf(response)).toBe('JOB_NOT_FOUND');
+      }
+      const globexList = await app.inject({ method: 'GET', url: '/jobs?limit=500', headers: as(globex.key) });
+      expect(globexList.json<{ jobs: { job_id: string }[] }>().jobs.map((j) => j.job_id)).not.toContain(id);
+      const acmeList = await app.inject({ method: 'GET', url: '/jobs?limit=500', headers: as(acme.key) });
+      expect(acmeList.json<{ jobs: { job_id: string }[] }>().jobs.map((j) => j.job_id)).toContain(id);
+
+      // The admin key sees every tenant's jobs.
+      expect((await app.inject({ method: 'GET', url: `/jobs/${id}`, headers: as(ops.key) })).statusCode).toBe(200);
+      const adminList = await app.inject({ method: 'GET', url: '/jobs?limit=500', headers: as(ops.key) });
+      expect(adminList.json<{ jobs: { job_id: string }[] }>().jobs.map((j) => j.job_id)).toContain(id);
+      // ...and the job is still there for its owner: globex's cancel changed nothing.
+      const view = await app.inject({ method: 'GET', url: `/jobs/${id}`, headers: as(acme.key) });
+      expect(view.json<{ status: string }>().status).not.toBe('cancelled');
+    });
+  });
+
+  it('given two tenants using the same Idempotency-Key, then each gets its own job', async () => {
+    await withApp({ apiKeys: keys }, async (app) => {
+      const send = (key: string) =>
+        app.inject({
+          method: 'POST',
+          url: '/jobs',
+          payload: '{"rows": 5}',
+          headers: { 'content-type': 'application/json', 'idempotency-key': 'shared-key-1', ...as(key) },
+        });
+      const a = (await send(acme.key)).json<{ job_id: string }>().job_id;
+      const b = (await send(globex.key)).json<{ job_id: string }>().job_id;
+      const again = await send(acme.key);
+      expect(a).not.toBe(b);
+      expect(again.json<{ job_id: string }>().job_id).toBe(a);
+    });
+  });
+
+  it('given keys, then /metrics needs an admin key (403 FORBIDDEN for a tenant key)', async () => {
+    const { createPrometheusMetrics } = await import('@orch/platform/metrics');
+    const test = await createTestApp(
+      backends,
+      { metrics: createPrometheusMetrics({ service: 'api' }) },
+      { apiKeys: keys },
+    );
+    try {
+      const tenant = await test.app.inject({ method: 'GET', url: '/metrics', headers: as(acme.key) });
+      expect(tenant.statusCode).toBe(403);
+      expect(codeOf(tenant)).toBe('FORBIDDEN');
+      const admin = await test.app.inject({ method: 'GET', url: '/metrics', headers: as(ops.key) });
+      expect(admin.statusCode).toBe(200);
+      expect(admin.body).toContain('orch_jobs_submitted_total');
+    } finally {
+      await test.close();
+    }
+  });
+});
+
+describe('abuse limits', () => {
+  it('given a rate limit, when a tenant exceeds it, then 429 RATE_LIMITED with Retry-After, and other tenants are unaffected', async () => {
+    await withApp({ apiKeys: keys, rateLimit: { max: 3, windowInMs: 60_000 } }, async (app) => {
+      const get = (key: string) => app.inject({ method: 'GET', url: '/stats', headers: as(key) });
+      for (let i = 0; i < 3; i++) expect((await get(acme.key)).statusCode).toBe(200);
+      const limited = await get(acme.key);
+      expect(limited.statusCode).toBe(429);
+      expect(codeOf(limited)).toBe('RATE_LIMITED');
+      expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+      expect((await get(globex.key)).statusCode).toBe(200);
+      // Probes are never limited.
+      expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+    });
+  });
+
+  it('given a quota on live jobs, when a submission would exceed it, then 429 QUOTA_EXCEEDED and nothing is created', async () => {
+    await withApp({ apiKeys: keys, maxLiveJobsPerTenant: 3 }, async (app) => {
+      const tenant = generateApiKey(`quota-${Date.now()}`);
+      await withApp(
+        { apiKeys: [...keys, ...parseApiKeys(tenant.entry, 'test')], maxLiveJobsPerTenant: 3 },
+        async (q) => {
+          expect((await submit(q, tenant.key, { jobs: [{}, {}] }, '/jobs/batch')).statusCode).toBe(202);
+          const tooMany = await submit(q, tenant.key, { jobs: [{}, {}] }, '/jobs/batch');
+          expect(tooMany.statusCode).toBe(429);
+          expect(codeOf(tooMany)).toBe('QUOTA_EXCEEDED');
+          expect((await submit(q, tenant.key)).statusCode).toBe(202);
+          expect((await submit(q, tenant.key)).statusCode).toBe(429);
+          const listed = await q.inject({ method: 'GET', url: '/jobs?limit=500', headers: as(tenant.key) });
+          expect(listed.json<{ jobs: unknown[] }>().jobs).toHaveLength(3);
+        },
+      );
+      // Another tenant has its own room.
+      expect((await submit(app, globex.key)).statusCode).toBe(202);
+    });
+  });
+
+  it('sends security headers and no CORS headers unless origins are configured', async () => {
+    await withApp({}, async (app) => {
+      const response = await app.inject({ method: 'GET', url: '/stats', headers: { origin: 'https://evil.example' } });
+      expect(response.headers['x-content-type-options']).toBe('nosniff');
+      expect(response.headers['x-frame-options']).toBe('SAMEORIGIN');
+      expect(String(response.headers['content-security-policy'])).toContain("frame-ancestors 'none'");
+      expect(String(response.headers['content-security-policy'])).toContain("script-src 'self'");
+      expect(response.headers['access-control-allow-origin']).toBeUndefined();
+    });
+    await withApp({ corsOrigins: ['https://ops.example'] }, async (app) => {
+      const allowed = await app.inject({ method: 'GET', url: '/stats', headers: { origin: 'https://ops.example' } });
+      expect(allowed.headers['access-control-allow-origin']).toBe('https://ops.example');
+      const other = await app.inject({ method: 'GET', url: '/stats', headers: { origin: 'https://evil.example' } });
+      expect(other.headers['access-control-allow-origin']).toBeUndefined();
+    });
+  });
+
+  it('answers headers over the size limit with 431 HEADERS_TOO_LARGE as JSON, and keeps serving', async () => {
+    const test = await createTestApp(backends);
+    try {
+      await test.app.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = test.app.server.address() as AddressInfo;
+      const call = (headers: Record<string, string>) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const req = httpRequest({ host: '127.0.0.1', port, path: '/healthz', headers }, (res) => {
+            let body = '';
+            res.on('data', (d: Buffer) => (body += d.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          });
+          req.on('error', reject);
+          req.end();
+        });
+      const big = await call({ 'x-filler': 'a'.repeat(64 * 1024) });
+      expect(big.status).toBe(431);
+      expect(JSON.parse(big.body)).toEqual({ code: 'HEADERS_TOO_LARGE', message: 'request headers are too large' });
+      expect((await call({})).status).toBe(200);
+    } finally {
+      await test.close();
+    }
+  });
+
+  it('never returns stack traces, SQL or connection strings, and logs the real cause instead', async () => {
+    const secret = 'postgres://orch:s3cr3t-pw@db.internal:5432/orch';
+    const failing = withOverrides(backends.store, {
+      queryJobs: () =>
+        Promise.reject(new Error(`relation "jobs" does not exist: SELECT * FROM jobs WHERE tenant = $1 (${secret})`)),
+    });
+    const { logger, entries } = createRecordingLogger();
+    const test = await createTestApp({ store: failing, blobs: backends.blobs }, { logger });
+    try {
+      const response = await test.app.inject({ method: 'GET', url: '/jobs' });
+      expect(response.statusCode).toBe(500);
+      expect(response.json()).toEqual({ code: 'INTERNAL', message: 'internal error' });
+      for (const leak of ['SELECT', 's3cr3t', 'postgres://', 'at ', '.ts:']) expect(response.body).not.toContain(leak);
+      const logged = entries.flatMap((e) => e.args).map((a) => (a as { err?: unknown }).err);
+      expect(
+        logged.some((err) => err instanceof Error && err.message.startsWith('relation "jobs" does not exist')),
+      ).toBe(true);
+    } finally {
+      await test.close();
+    }
+  });
+});
+
+describe('loadApiOptions (startup rules)', () => {
+  it('refuses azure mode without keys, and a non-loopback HOST without keys', async () => {
+    const refused = async (env: Record<string, string>, mode: 'embedded' | 'azure') => {
+      try {
+        await loadApiOptions(loadApiConfig(env), { mode, logger: silentLogger });
+      } catch (e) {
+        return isOrchestratorError(e) ? e : undefined;
+      }
+      return undefined;
+    };
+    expect((await refused({}, 'azure'))?.message).toMatch(/azure mode needs API keys/);
+    expect((await refused({ HOST: '0.0.0.0' }, 'embedded'))?.message).toMatch(/HOST=0.0.0.0/);
+  });
+
+  it('runs without keys on loopback and says so at startup', async () => {
+    const { logger, entries } = createRecordingLogger();
+    const options = await loadApiOptions(loadApiConfig({}), { mode: 'embedded', logger });
+    expect(options.apiKeys).toEqual([]);
+    expect(entries.some((e) => e.level === 'warn' && JSON.stringify(e.args).includes('authentication is OFF'))).toBe(
+      true,
+    );
+  });
+
+  it('reads the keys from API_KEYS_FILE (a mounted secret) and API_KEYS together', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'api-keys-'));
+    try {
+      const file = join(dir, 'api-keys');
+      await writeFile(file, `# mounted from Key Vault\n${acme.entry}\n${ops.entry}\n`);
+      const options = await loadApiOptions(
+        loadApiConfig({ API_KEYS_FILE: file, API_KEYS: globex.entry, HOST: '0.0.0.0' }),
+        {
+          mode: 'azure',
+          logger: silentLogger,
+        },
+      );
+      expect(options.apiKeys?.map((k) => [k.tenant, k.admin])).toEqual([
+        ['globex', false],
+        ['acme', false],
+        ['ops', true],
+      ]);
+      await expect(
+        loadApiOptions(loadApiConfig({ API_KEYS_FILE: join(dir, 'missing') }), {
+          mode: 'embedded',
+          logger: silentLogger,
+        }),
+      ).rejects.toThrow(/API_KEYS_FILE=.*cannot be read/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rejects a raw key pasted where its hash belongs, without printing it', () => {
+    const pasted = `acme:${acme.key}`;
+    expect(() => parseApiKeys(pasted, 'API_KEYS')).toThrow(/entry 1 has no valid SHA-256/);
+    try {
+      parseApiKeys(pasted, 'API_KEYS');
+    } catch (e) {
+      expect((e as Error).message).not.toContain(acme.key);
+    }
+    expect(() => parseApiKeys(`bad tenant!:${hashApiKey('x')}`, 'API_KEYS')).toThrow(/invalid tenant name/);
+    expect(() => parseApiKeys(`a:${hashApiKey('x')},b:${hashApiKey('x')}`, 'API_KEYS')).toThrow(/repeats the hash/);
+  });
+});

@@ -1,0 +1,81 @@
+import type { PoolQueue } from '../job/job.ts';
+
+/**
+ * How a pool's worker replicas follow its queue, as KEDA's `azure-servicebus` / `rabbitmq` trigger
+ * and the Kubernetes HPA behind it compute it. The ScaledObjects under `k8s/` use these numbers; a
+ * test keeps them equal.
+ */
+export interface ScalingRule {
+  /** KEDA `messageCount` / `value`: the active messages one replica is expected to handle. */
+  messagesPerReplica: number;
+  minReplicas: number;
+  maxReplicas: number;
+  /**
+   * HPA `behavior.scaleDown.stabilizationWindowSeconds` (in ms): a scale-down goes no lower than the
+   * highest recommendation of this window, so a short dip does not shed replicas.
+   */
+  scaleDownStabilizationInMs: number;
+  /** HPA tolerance: no change while the usage ratio is within 1 ± this. @default 0.1 */
+  tolerance?: number;
+}
+
+/** The ScaledObjects' targets for the AKS pools (actor: 5 messages per replica, spark: 3; 1–10 replicas). */
+export const POOL_SCALING: Readonly<Record<'actor-jobs' | 'spark-jobs', ScalingRule>> = {
+  'actor-jobs': { messagesPerReplica: 5, minReplicas: 1, maxReplicas: 10, scaleDownStabilizationInMs: 300_000 },
+  'spark-jobs': { messagesPerReplica: 3, minReplicas: 1, maxReplicas: 10, scaleDownStabilizationInMs: 300_000 },
+};
+
+export const isScaledPool = (queue: PoolQueue): queue is keyof typeof POOL_SCALING => queue in POOL_SCALING;
+
+/**
+ * The replicas one metric asks for, before stabilization: `ceil(active / messagesPerReplica)`
+ * (KEDA's AverageValue target), unchanged while within the tolerance of the current count, clamped
+ * to [min, max].
+ */
+export function recommendReplicas(activeMessages: number, currentReplicas: number, rule: ScalingRule): number {
+  const tolerance = rule.tolerance ?? 0.1;
+  const clamp = (n: number): number => Math.min(rule.maxReplicas, Math.max(rule.minReplicas, n));
+  const wanted = Math.ceil(Math.max(0, activeMessages) / rule.messagesPerReplica);
+  if (currentReplicas > 0) {
+    const ratio = activeMessages / (currentReplicas * rule.messagesPerReplica);
+    if (Math.abs(ratio - 1) <= tolerance) return clamp(currentReplicas);
+  }
+  return clamp(wanted);
+}
+
+export interface ScalingDecision {
+  /** Replicas to run now. */
+  replicas: number;
+  /** What the metrics alone asked for (before the scale-down window). */
+  recommended: number;
+}
+
+export interface PoolAutoscaler {
+  /**
+   * Decides the replica count from the active messages of each of the pool's queues (its lanes) at
+   * time `nowInMs`. The lanes are summed, as the ScaledObjects' `scalingModifiers` formula
+   * (`high + standard`) does: every waiting message needs capacity, whichever lane it is in.
+   */
+  decide(activeByQueue: readonly number[], currentReplicas: number, nowInMs: number): ScalingDecision;
+}
+
+/**
+ * The HPA's decision loop for one pool: the recommendation for the lanes' total, scaled up at once,
+ * scaled down only to the highest recommendation of the stabilization window. Pure: the caller
+ * reads the depths and applies the decision.
+ */
+export function createPoolAutoscaler(rule: ScalingRule): PoolAutoscaler {
+  const history: { at: number; replicas: number }[] = [];
+  return {
+    decide(activeByQueue, currentReplicas, nowInMs) {
+      const active = activeByQueue.reduce((sum, n) => sum + n, 0);
+      const recommended = recommendReplicas(active, currentReplicas, rule);
+      history.push({ at: nowInMs, replicas: recommended });
+      while (history.length > 0 && (history[0]?.at ?? nowInMs) < nowInMs - rule.scaleDownStabilizationInMs)
+        history.shift();
+      const stabilized = Math.max(...history.map((h) => h.replicas));
+      const replicas = recommended >= currentReplicas ? recommended : Math.min(currentReplicas, stabilized);
+      return { replicas, recommended };
+    },
+  };
+}
