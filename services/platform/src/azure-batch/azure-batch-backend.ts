@@ -11,7 +11,7 @@ const BATCH_SCOPE = 'https://batch.core.windows.net//.default';
 /** Batch refuses an addtaskcollection request with more tasks, or a larger body. */
 export const MAX_TASKS_PER_COLLECTION = 100;
 export const MAX_COLLECTION_BYTES = 1024 * 1024;
-/** Completed tasks are listed from this long before the previous poll (clock skew, list lag). */
+/** Tasks are listed from this long before the previous poll or submission (clock skew, list lag). */
 const POLL_OVERLAP_IN_MS = 60_000;
 
 export interface AzureBatchBackendOptions {
@@ -55,10 +55,13 @@ export class BatchTokenCredentials implements ServiceClientCredentials {
  * Azure Batch behind the `BatchBackend` port. One Batch job per pool (`<prefix>-<pool>`), created
  * on first use. Tasks go in with `addtaskcollection`, at most 100 and under 1 MB per request; each
  * runs `taskCommandLine` (the task runner in the worker image) with the spec in `ORCH_TASK_SPEC`.
- * Completion is read with one list request per pool and poll: completed tasks whose state changed
- * since the previous poll (`stateTransitionTime`, minus an overlap), `$select`ed to id and execution
- * info, remembered so a later question about them costs nothing. About ten tasks carry 1,000 jobs,
- * so 1,000 batch jobs cost one job creation, one task collection and a handful of polls.
+ * States are read with one list request per pool and poll: running and completed tasks whose state
+ * changed since the previous poll, or since the oldest outstanding submission on the first poll
+ * (`stateTransitionTime`, minus an overlap), `$select`ed to id, state and execution info. Only tasks
+ * this backend submitted and has not yet seen complete are remembered, so a long-lived pool job full
+ * of old tasks costs nothing. A completion stays known until its pool is polled again without it
+ * (the caller has then consumed it); after that the task reads as `unknown`. About ten tasks carry
+ * 1,000 jobs, so 1,000 batch jobs cost one job creation, one task collection and a handful of polls.
  */
 export async function createAzureBatchBackend(options: AzureBatchBackendOptions): Promise<BatchBackend> {
   const { logger } = options;
@@ -70,15 +73,21 @@ export async function createAzureBatchBackend(options: AzureBatchBackendOptions)
   });
   const jobIdOf = (pool: BatchPool): string => `${options.jobIdPrefix}-${pool}`;
   const jobsReady = new Map<BatchPool, Promise<void>>();
-  const submitted = new Map<BatchPool, Set<string>>();
-  const completed = new Map<string, BatchTaskState>();
+  /** Tasks submitted here whose final state the caller has not consumed yet, per pool. */
+  const tracked = new Map<BatchPool, Map<string, TrackedTask>>();
   const lastPoll = new Map<BatchPool, number>();
+  const trackedOf = (pool: BatchPool): Map<string, TrackedTask> => {
+    let tasks = tracked.get(pool);
+    if (!tasks) tracked.set(pool, (tasks = new Map<string, TrackedTask>()));
+    return tasks;
+  };
 
   function ensureJob(pool: BatchPool): Promise<void> {
     let ready = jobsReady.get(pool);
     if (!ready) {
       ready = client.job
-        .add({ id: jobIdOf(pool), poolInfo: { poolId: options.poolIds[pool] } })
+        // Explicit: a job whose tasks are all complete must stay open for the next ones.
+        .add({ id: jobIdOf(pool), poolInfo: { poolId: options.poolIds[pool] }, onAllTasksComplete: 'noaction' })
         .then(
           () => logger.info({ job: jobIdOf(pool), pool: options.poolIds[pool] }, 'Batch job created'),
           (e: unknown) => {
@@ -112,15 +121,42 @@ export async function createAzureBatchBackend(options: AzureBatchBackendOptions)
     };
   }
 
+  /**
+   * One list of the pool job's running and completed tasks whose state changed since the previous
+   * poll, or since `oldestSubmission` when that is later (never before it: older tasks are not ours).
+   */
+  async function poll(pool: BatchPool, mine: Map<string, TrackedTask>, oldestSubmission: number): Promise<void> {
+    const since = Math.max(lastPoll.get(pool) ?? -Infinity, oldestSubmission) - POLL_OVERLAP_IN_MS;
+    const startedAt = now();
+    const filter = `(state eq 'running' or state eq 'completed') and stateTransitionTime ge datetime'${new Date(since).toISOString()}'`;
+    try {
+      let page = await client.task.list(jobIdOf(pool), {
+        taskListOptions: { filter, select: 'id,state,executionInfo', maxResults: 1000 },
+      });
+      for (;;) {
+        for (const listed of page) {
+          const task = listed.id === undefined ? undefined : mine.get(listed.id);
+          if (!task || task.state.state === 'completed') continue;
+          task.state = listed.state === 'completed' ? stateOf(listed) : { state: 'running' };
+        }
+        if (!page.odatanextLink) break;
+        page = await client.task.listNext(page.odatanextLink);
+      }
+    } catch (e) {
+      if (codeOf(e) !== 'JobNotFound') throw translate(e, `listing the tasks of Batch job ${jobIdOf(pool)}`);
+    }
+    lastPoll.set(pool, startedAt);
+  }
+
   return {
     kind: 'azure-batch',
 
     async submitTasks(pool, tasks) {
       if (tasks.length === 0) return;
       await ensureJob(pool);
-      const known = submitted.get(pool) ?? new Set<string>();
-      submitted.set(pool, known);
+      const known = trackedOf(pool);
       for (const chunk of collections(tasks.map((t) => toParameter(pool, t)))) {
+        const submittedAt = now();
         let result: BatchServiceModels.TaskAddCollectionResponse;
         try {
           result = await client.task.addCollection(jobIdOf(pool), chunk);
@@ -128,8 +164,10 @@ export async function createAzureBatchBackend(options: AzureBatchBackendOptions)
           throw translate(e, `adding ${chunk.length} tasks to Batch job ${jobIdOf(pool)}`);
         }
         const failed = (result.value ?? []).filter((r) => r.status !== 'success' && r.error?.code !== 'TaskExists');
-        for (const r of result.value ?? [])
-          if (r.status === 'success' || r.error?.code === 'TaskExists') known.add(r.taskId);
+        for (const r of result.value ?? []) {
+          if ((r.status === 'success' || r.error?.code === 'TaskExists') && !known.has(r.taskId))
+            known.set(r.taskId, { state: { state: 'pending' }, submittedAt, reported: false });
+        }
         if (failed.length > 0) {
           throw new OrchestratorError(
             'DEPENDENCY_UNAVAILABLE',
@@ -145,34 +183,28 @@ export async function createAzureBatchBackend(options: AzureBatchBackendOptions)
     },
 
     async getTaskStates(pool, taskIds) {
-      const missing = taskIds.filter((id) => !completed.has(id));
-      if (missing.length > 0) {
-        const since = lastPoll.get(pool);
-        const startedAt = now();
-        const filter =
-          since === undefined
-            ? "state eq 'completed'"
-            : `state eq 'completed' and stateTransitionTime ge datetime'${new Date(since - POLL_OVERLAP_IN_MS).toISOString()}'`;
-        try {
-          let page = await client.task.list(jobIdOf(pool), {
-            taskListOptions: { filter, select: 'id,state,executionInfo', maxResults: 1000 },
-          });
-          for (;;) {
-            for (const task of page) if (task.id) completed.set(task.id, stateOf(task));
-            if (!page.odatanextLink) break;
-            page = await client.task.listNext(page.odatanextLink);
-          }
-        } catch (e) {
-          if (codeOf(e) !== 'JobNotFound') throw translate(e, `listing the tasks of Batch job ${jobIdOf(pool)}`);
-        }
-        lastPoll.set(pool, startedAt);
+      const mine = trackedOf(pool);
+      const asked = new Set(taskIds);
+      // A completion reported before and no longer asked about has been consumed: forget it.
+      for (const [id, task] of mine) if (task.reported && !asked.has(id)) mine.delete(id);
+      const outstanding = taskIds.flatMap((id) => {
+        const task = mine.get(id);
+        return task && task.state.state !== 'completed' ? [task] : [];
+      });
+      if (outstanding.length > 0) {
+        await poll(
+          pool,
+          mine,
+          outstanding.reduce((oldest, t) => Math.min(oldest, t.submittedAt), Infinity),
+        );
       }
-      const known = submitted.get(pool);
       return new Map(
-        taskIds.map((id): [string, BatchTaskState] => [
-          id,
-          completed.get(id) ?? (known?.has(id) ? { state: 'pending' } : { state: 'unknown' }),
-        ]),
+        taskIds.map((id): [string, BatchTaskState] => {
+          const task = mine.get(id);
+          if (!task) return [id, { state: 'unknown' }];
+          if (task.state.state === 'completed') task.reported = true;
+          return [id, task.state];
+        }),
       );
     },
 
@@ -180,6 +212,14 @@ export async function createAzureBatchBackend(options: AzureBatchBackendOptions)
       return Promise.resolve();
     },
   };
+}
+
+interface TrackedTask {
+  state: BatchTaskState;
+  /** When the request that added it was sent: its state cannot have changed before. */
+  submittedAt: number;
+  /** Its final state has been returned to the caller. */
+  reported: boolean;
 }
 
 /** Splits task parameters into addtaskcollection requests: at most 100 tasks and 1 MB each. */

@@ -7,7 +7,8 @@ import type { AddressInfo } from 'node:net';
  * `@azure/batch` SDK: the REST paths the adapter uses (create job, add task collection, list tasks
  * with `$filter`/`$select` and `odata.nextLink` paging), answering with the service's JSON and
  * error shapes, enforcing its limits (100 tasks and 1 MB per collection), recording every request,
- * and moving tasks from `active` to `completed` when the test says so.
+ * and moving tasks from `active` to `running` to `completed` as Batch does: when the test says so
+ * (`start`, `complete`), or one step per poll (`advanceOnList`).
  */
 export interface RecordedBatchRequest {
   method: string;
@@ -24,8 +25,9 @@ export interface TestBatchTask {
   commandLine: string;
   environment: Record<string, string>;
   containerImage?: string;
-  state: 'active' | 'completed';
+  state: 'active' | 'running' | 'completed';
   stateTransitionTime: string;
+  startTime?: string;
   exitCode?: number;
   failure?: { code: string; message: string };
 }
@@ -33,16 +35,29 @@ export interface TestBatchTask {
 export interface RunningBatchTestServer {
   url: string;
   requests: RecordedBatchRequest[];
-  jobs: Map<string, { poolId: string }>;
+  jobs: Map<string, TestBatchJob>;
   tasks: Map<string, TestBatchTask>;
+  /** Starts an active task on a node: it becomes `running`. */
+  start(taskId: string): void;
   /** Completes a task with an exit code (and a failure, as Batch reports one). */
   complete(taskId: string, exitCode: number, failure?: { code: string; message: string }): void;
   close(): Promise<void>;
 }
 
+interface TestBatchJob {
+  poolId: string;
+  /** As the job was created with (Batch's own default, when absent, is `noaction`). */
+  onAllTasksComplete?: string;
+}
+
 export interface StartBatchTestServerOptions {
   /** Tasks per page of a list. @default 1000 */
   pageSize?: number;
+  /**
+   * Each task list of a job (its first page) first moves every task of the job one step: `active`
+   * to `running`, `running` to `completed` with exit code 0. @default false
+   */
+  advanceOnList?: boolean;
 }
 
 const MAX_TASKS = 100;
@@ -51,7 +66,7 @@ const MAX_BODY_BYTES = 1024 * 1024;
 export async function startBatchTestServer(options: StartBatchTestServerOptions = {}): Promise<RunningBatchTestServer> {
   const pageSize = options.pageSize ?? 1000;
   const requests: RecordedBatchRequest[] = [];
-  const jobs = new Map<string, { poolId: string }>();
+  const jobs = new Map<string, TestBatchJob>();
   const tasks = new Map<string, TestBatchTask>();
   let base = '';
 
@@ -95,11 +110,14 @@ export async function startBatchTestServer(options: StartBatchTestServerOptions 
     }
     const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
     if (req.method === 'POST' && parts.length === 1 && parts[0] === 'jobs') {
-      const job = body as { id?: string; poolInfo?: { poolId?: string } };
+      const job = body as { id?: string; poolInfo?: { poolId?: string }; onAllTasksComplete?: string };
       if (!job.id || !job.poolInfo?.poolId)
         return fail(res, 400, 'MissingRequiredProperty', 'id and poolInfo.poolId are required.');
       if (jobs.has(job.id)) return fail(res, 409, 'JobExists', 'The specified job already exists.');
-      jobs.set(job.id, { poolId: job.poolInfo.poolId });
+      jobs.set(job.id, {
+        poolId: job.poolInfo.poolId,
+        ...(job.onAllTasksComplete !== undefined && { onAllTasksComplete: job.onAllTasksComplete }),
+      });
       return send(res, 201);
     }
     const jobId = parts[1] ?? '';
@@ -141,25 +159,36 @@ export async function startBatchTestServer(options: StartBatchTestServerOptions 
     }
 
     if (req.method === 'GET' && parts[2] === 'tasks' && parts.length === 3) {
+      const skip = Number(url.searchParams.get('skip') ?? 0);
+      if (options.advanceOnList && skip === 0) {
+        for (const task of tasks.values()) {
+          if (task.jobId !== jobId) continue;
+          if (task.state === 'active') start(task);
+          else if (task.state === 'running') complete(task, 0);
+        }
+      }
+      // The filters the adapter sends: `state eq` terms joined by `or`, and a transition time bound.
       const filter = url.searchParams.get('$filter') ?? '';
-      const state = /state eq '(\w+)'/.exec(filter)?.[1];
+      const states = [...filter.matchAll(/\bstate eq '(\w+)'/g)].map((m) => m[1]);
       const since = /stateTransitionTime ge datetime'([^']+)'/.exec(filter)?.[1];
       const select = url.searchParams.get('$select')?.split(',');
       const matching = [...tasks.values()].filter(
         (t) =>
           t.jobId === jobId &&
-          (state === undefined || t.state === state) &&
-          (since === undefined || t.stateTransitionTime >= since),
+          (states.length === 0 || states.includes(t.state)) &&
+          (since === undefined || Date.parse(t.stateTransitionTime) >= Date.parse(since)),
       );
-      const skip = Number(url.searchParams.get('skip') ?? 0);
       const page = matching.slice(skip, skip + pageSize).map((t) => {
         const view: Record<string, unknown> = {
           id: t.id,
           state: t.state,
           stateTransitionTime: t.stateTransitionTime,
           commandLine: t.commandLine,
+          ...(t.state === 'running' && { executionInfo: { startTime: t.startTime, retryCount: 0, requeueCount: 0 } }),
           ...(t.state === 'completed' && {
             executionInfo: {
+              startTime: t.startTime,
+              endTime: t.stateTransitionTime,
               exitCode: t.exitCode,
               retryCount: 0,
               requeueCount: 0,
@@ -181,6 +210,21 @@ export async function startBatchTestServer(options: StartBatchTestServerOptions 
     fail(res, 404, 'InvalidUri', 'No such resource.');
   }
 
+  const taskOf = (taskId: string): TestBatchTask => {
+    const task = tasks.get(taskId);
+    if (!task) throw new Error(`no task ${taskId}`);
+    return task;
+  };
+  function start(task: TestBatchTask): void {
+    if (task.state !== 'active') throw new Error(`task ${task.id} is ${task.state}, not active`);
+    const at = new Date().toISOString();
+    Object.assign(task, { state: 'running', stateTransitionTime: at, startTime: at });
+  }
+  function complete(task: TestBatchTask, exitCode: number, failure?: { code: string; message: string }): void {
+    Object.assign(task, { state: 'completed', exitCode, stateTransitionTime: new Date().toISOString() });
+    if (failure) task.failure = failure;
+  }
+
   const server = createServer((req, res) => {
     handle(req, res).catch((e: unknown) => fail(res, 500, 'InternalError', String(e)));
   });
@@ -191,12 +235,8 @@ export async function startBatchTestServer(options: StartBatchTestServerOptions 
     requests,
     jobs,
     tasks,
-    complete(taskId, exitCode, failure) {
-      const task = tasks.get(taskId);
-      if (!task) throw new Error(`no task ${taskId}`);
-      Object.assign(task, { state: 'completed', exitCode, stateTransitionTime: new Date().toISOString() });
-      if (failure) task.failure = failure;
-    },
+    start: (taskId) => start(taskOf(taskId)),
+    complete: (taskId, exitCode, failure) => complete(taskOf(taskId), exitCode, failure),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

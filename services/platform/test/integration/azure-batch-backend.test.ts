@@ -1,11 +1,12 @@
+import type { TokenCredential } from '@azure/identity';
 import type { ServiceClientCredentials, WebResourceLike } from '@azure/ms-rest-js';
 import { TASK_SPEC_ENV } from '@orch/core';
 import type { BatchBackend, BatchTaskSpec } from '@orch/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createAzureBatchBackend } from '../../src/azure-batch/index.ts';
+import { BatchTokenCredentials, createAzureBatchBackend } from '../../src/azure-batch/index.ts';
 import { createLogger } from '../../src/runtime/index.ts';
 import { startBatchTestServer } from '../../src/test-servers/index.ts';
-import type { RunningBatchTestServer } from '../../src/test-servers/index.ts';
+import type { RunningBatchTestServer, StartBatchTestServerOptions } from '../../src/test-servers/index.ts';
 
 /** Signs like the Entra ID adapter does, with a fixed token the server can check. */
 const credentials: ServiceClientCredentials = {
@@ -53,7 +54,10 @@ function task(id: string, jobs = 100, data: Record<string, unknown> = {}): Batch
 }
 
 /** A backend with no image and no extra environment. */
-const plainBackend = (accountUrl: string, extra: { sdkRetries?: boolean } = {}): Promise<BatchBackend> =>
+const plainBackend = (
+  accountUrl: string,
+  extra: { sdkRetries?: boolean; credentials?: ServiceClientCredentials } = {},
+): Promise<BatchBackend> =>
   createAzureBatchBackend({
     accountUrl,
     poolIds: { ml: 'ml-pool', batch: 'batch-pool' },
@@ -66,6 +70,26 @@ const plainBackend = (accountUrl: string, extra: { sdkRetries?: boolean } = {}):
   });
 
 const addCollections = () => server.requests.filter((r) => r.path.endsWith('/addtaskcollection'));
+const lists = () => server.requests.filter((r) => r.method === 'GET');
+
+/** Replaces the server (and the backend) with one started with `serverOptions`. */
+async function restartServer(serverOptions: StartBatchTestServerOptions): Promise<void> {
+  await server.close();
+  server = await startBatchTestServer(serverOptions);
+  backend = await plainBackend(server.url);
+}
+
+/** An Entra ID credential that hands out a fixed token and records the scopes it was asked for. */
+function recordingCredential(token: string | null): { credential: TokenCredential; scopes: unknown[] } {
+  const scopes: unknown[] = [];
+  const credential: TokenCredential = {
+    getToken(scope) {
+      scopes.push(scope);
+      return Promise.resolve(token === null ? null : { token, expiresOnTimestamp: Date.now() + 3_600_000 });
+    },
+  };
+  return { credential, scopes };
+}
 
 describe('Azure Batch backend (real @azure/batch SDK against the local Batch server)', () => {
   it('creates the pool’s Batch job once, then adds tasks that run the task runner in the worker image', async () => {
@@ -73,9 +97,10 @@ describe('Azure Batch backend (real @azure/batch SDK against the local Batch ser
     await backend.submitTasks('batch', [task('t-3')]);
     await backend.submitTasks('ml', [task('t-4')]);
 
+    // `noaction`: a job whose tasks are all complete must stay open for the next ones.
     expect([...server.jobs]).toEqual([
-      ['orch-batch', { poolId: 'batch-pool' }],
-      ['orch-ml', { poolId: 'ml-pool' }],
+      ['orch-batch', { poolId: 'batch-pool', onAllTasksComplete: 'noaction' }],
+      ['orch-ml', { poolId: 'ml-pool', onAllTasksComplete: 'noaction' }],
     ]);
     expect(server.requests.filter((r) => r.method === 'POST' && r.path === '/jobs')).toHaveLength(2);
     const stored = server.tasks.get('t-1')!;
@@ -137,10 +162,98 @@ describe('Azure Batch backend (real @azure/batch SDK against the local Batch ser
     expect(server.requests.filter((r) => r.method === 'GET').length).toBe(lists);
   });
 
-  it('lists only completions since the previous poll, and follows every page', async () => {
-    await server.close();
-    server = await startBatchTestServer({ pageSize: 3 });
-    backend = await plainBackend(server.url);
+  it('reports a task as running once Batch starts it, then completed', async () => {
+    await backend.submitTasks('batch', [task('slow', 1)]);
+    expect((await backend.getTaskStates('batch', ['slow'])).get('slow')).toEqual({ state: 'pending' });
+    server.start('slow');
+    expect((await backend.getTaskStates('batch', ['slow'])).get('slow')).toEqual({ state: 'running' });
+    server.complete('slow', 0);
+    expect((await backend.getTaskStates('batch', ['slow'])).get('slow')).toEqual({ state: 'completed', exitCode: 0 });
+  });
+
+  it('given tasks that Batch moves one step per poll, observes each running before it completes', async () => {
+    await restartServer({ advanceOnList: true });
+    await backend.submitTasks('ml', [task('step-1', 1), task('step-2', 1)]);
+    const seen: string[][] = [];
+    for (let poll = 0; poll < 5 && !seen.at(-1)?.every((s) => s === 'completed'); poll++) {
+      const states = await backend.getTaskStates('ml', ['step-1', 'step-2']);
+      seen.push([...states.values()].map((s) => s.state));
+    }
+    expect(seen).toEqual([
+      ['running', 'running'],
+      ['completed', 'completed'],
+    ]);
+  });
+
+  it('signs every request with an Entra ID token for the Batch scope', async () => {
+    const { credential, scopes } = recordingCredential('entra-token');
+    const signed = await plainBackend(server.url, { credentials: new BatchTokenCredentials(credential) });
+    await signed.submitTasks('batch', [task('signed', 1)]);
+    await signed.getTaskStates('batch', ['signed']);
+
+    expect(server.requests.length).toBe(3); // job, task collection, list
+    expect(server.requests.map((r) => r.headers.authorization)).toEqual(Array(3).fill('Bearer entra-token'));
+    expect(scopes).toEqual(Array(3).fill('https://batch.core.windows.net//.default'));
+  });
+
+  it('given a credential that yields no token, fails with a retryable DEPENDENCY_UNAVAILABLE and sends nothing', async () => {
+    const { credential } = recordingCredential(null);
+    const unsigned = await plainBackend(server.url, {
+      credentials: new BatchTokenCredentials(credential),
+      sdkRetries: false,
+    });
+    await expect(unsigned.submitTasks('batch', [task('unsigned', 1)])).rejects.toMatchObject({
+      code: 'DEPENDENCY_UNAVAILABLE',
+      retryable: true,
+    });
+    expect(server.requests).toEqual([]);
+  });
+
+  it('keeps answering a completion while it is asked about, and forgets it once a poll no longer asks', async () => {
+    const read = async (ids: string[]) => Object.fromEntries(await backend.getTaskStates('batch', ids));
+    await backend.submitTasks('batch', [task('a', 1), task('b', 1), task('c', 1)]);
+    server.complete('a', 0);
+    server.complete('b', 0);
+    const completed = { state: 'completed', exitCode: 0 };
+    const pending = { state: 'pending' };
+    expect(await read(['a', 'b', 'c'])).toEqual({ a: completed, b: completed, c: pending });
+    // The submitter could not finish `a` and `b` yet: it asks again and gets the same answer.
+    expect(await read(['a', 'b', 'c'])).toEqual({ a: completed, b: completed, c: pending });
+    // It finished `a`: the next poll leaves it out, and the backend lets it go.
+    await read(['b', 'c']);
+    expect(await read(['a', 'b', 'c'])).toEqual({ a: { state: 'unknown' }, b: completed, c: pending });
+  });
+
+  it('given a pool job full of old completed tasks, the first poll lists only what changed since its submissions', async () => {
+    await restartServer({ pageSize: 3 });
+    // A job left by earlier runs (never cleaned up): 30 tasks that completed yesterday.
+    const yesterday = new Date(Date.now() - 86_400_000).toISOString();
+    server.jobs.set('orch-batch', { poolId: 'batch-pool', onAllTasksComplete: 'noaction' });
+    for (let i = 0; i < 30; i++) {
+      server.tasks.set(`old-${i}`, {
+        id: `old-${i}`,
+        jobId: 'orch-batch',
+        commandLine: 'run',
+        environment: {},
+        state: 'completed',
+        stateTransitionTime: yesterday,
+        exitCode: 0,
+      });
+    }
+    const submittedAt = Date.now();
+    await backend.submitTasks('batch', [task('new-1', 1), task('new-2', 1)]);
+    server.complete('new-1', 0);
+    server.complete('new-2', 0);
+
+    const states = await backend.getTaskStates('batch', ['new-1', 'new-2', 'old-0']);
+    expect([...states.values()].map((s) => s.state)).toEqual(['completed', 'completed', 'unknown']);
+    expect(lists()).toHaveLength(1); // one page: the 30 old tasks are not listed
+    const since = /datetime'([^']+)'/.exec(lists()[0]?.query.$filter ?? '')?.[1];
+    expect(Date.parse(since ?? '')).toBeGreaterThanOrEqual(submittedAt - 60_000);
+  });
+
+  it('lists only changes since the previous poll, and follows every page', async () => {
+    await restartServer({ pageSize: 3 });
     const ids = Array.from({ length: 8 }, (_, i) => `p-${i}`);
     await backend.submitTasks(
       'batch',
@@ -149,16 +262,18 @@ describe('Azure Batch backend (real @azure/batch SDK against the local Batch ser
     for (const id of ids) server.complete(id, 0);
     const states = await backend.getTaskStates('batch', ids);
     expect([...states.values()].every((s) => s.state === 'completed')).toBe(true);
-    const gets = server.requests.filter((r) => r.method === 'GET');
+    const gets = lists();
     expect(gets).toHaveLength(3); // 8 tasks, 3 per page
-    expect(gets[0]?.query.$filter).toBe("state eq 'completed'");
+    expect(gets[0]?.query.$filter).toMatch(
+      /^\(state eq 'running' or state eq 'completed'\) and stateTransitionTime ge datetime'.+'$/,
+    );
     expect(gets[0]?.query.$select).toBe('id,state,executionInfo');
 
     await backend.submitTasks('batch', [task('later', 1)]);
     server.complete('later', 0);
     await backend.getTaskStates('batch', ['later']);
-    expect(server.requests.at(-1)?.query.$filter).toMatch(
-      /^state eq 'completed' and stateTransitionTime ge datetime'.+'$/,
+    expect(lists().at(-1)?.query.$filter).toMatch(
+      /^\(state eq 'running' or state eq 'completed'\) and stateTransitionTime ge datetime'.+'$/,
     );
   });
 
