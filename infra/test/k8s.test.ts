@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,13 +19,14 @@ import { schedulerConfigSchema } from '@orch/scheduler';
 import { workerConfigSchema } from '@orch/workers';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { kustomize } from './kubectl.ts';
 
 /**
  * The Kubernetes manifests (k8s/), rendered the way they are applied (`kubectl kustomize`, i.e. the
- * kustomize built into kubectl; scripts/ensure-tools.sh checks it is there), validated against the
- * Kubernetes and KEDA schemas, and checked against the code: environment variable names and values
- * against each service's config schema, ports and probe paths against the servers, queue names and
- * scaling numbers against @orch/core.
+ * kustomize built into kubectl; scripts/ensure-tools.sh provides it, ./kubectl.ts finds it),
+ * validated against the Kubernetes and KEDA schemas, and checked against the code: environment
+ * variable names and values against each service's config schema, ports and probe paths against
+ * the servers, queue names and scaling numbers against @orch/core.
  */
 
 const K8S_DIR = fileURLToPath(new URL('../../k8s/', import.meta.url));
@@ -112,8 +112,9 @@ interface RawObject {
 }
 
 function render(overlay: Overlay): RawObject[] {
-  const text = execFileSync('kubectl', ['kustomize', join(K8S_DIR, 'overlays', overlay)], { encoding: 'utf8' });
-  return parseAllDocuments(text).map((document) => withUnwrappedSecretData(document.toJS() as RawObject));
+  return parseAllDocuments(kustomize(join(K8S_DIR, 'overlays', overlay))).map((document) =>
+    withUnwrappedSecretData(document.toJS() as RawObject),
+  );
 }
 
 /**
