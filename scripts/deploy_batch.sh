@@ -30,14 +30,17 @@ usage() {
 Usage: scripts/deploy_batch.sh [options]
 
 Deploys the orchestrator to Azure, end to end:
-  1. synthesizes the infrastructure (npm run infra:synth) and applies it with Terraform
-     (terraform -chdir=cdktf.out/stacks/<stack> init / apply);
+  1. synthesizes the infrastructure (npm run infra:synth) with the PostgreSQL administrator (see
+     Environment) and applies it with Terraform (terraform -chdir=cdktf.out/stacks/<stack> init /
+     apply);
   2. reads the stack's outputs (terraform output -json);
   3. builds and pushes the images with Azure Container Registry (az acr build);
   4. creates the PostgreSQL role of each service's identity (Entra ID) and their grants;
-  5. generates dist/deploy/azure/kustomization.yaml over k8s/overlays/azure (images, client ids,
+  5. on a first deployment (the Key Vault secret api-keys holds no key yet), makes an admin API
+     key (orch keygen), stores its entry there, and prints the key once at the end;
+  6. generates dist/deploy/azure/kustomization.yaml over k8s/overlays/azure (images, client ids,
      endpoints) and applies it to AKS, then waits for the rollouts;
-  6. prints the API's address.
+  7. prints the API's address.
 
 Options:
   --stack NAME      CDK for Terraform stack (default: $ORCH_STACK or "orchestrator")
@@ -48,8 +51,18 @@ Options:
   --dry-run         print every command instead of running it
   -h, --help        show this help
 
-Requires: bash 4.4+, az (logged in), terraform, kubectl, psql, node, npm. The signed-in Azure
-user must be an Entra administrator of the PostgreSQL server (postgres_admin_login).
+Environment:
+  ORCH_PG_ADMIN_LOGIN  the Entra administrator of PostgreSQL, as psql logs in (Terraform variable
+                       postgres_admin_name; TF_VAR_postgres_admin_name is read too). Default: the
+                       signed-in Azure user (az ad signed-in-user show --query userPrincipalName),
+                       who also becomes that administrator's object id unless
+                       ORCH_PG_ADMIN_OBJECT_ID says otherwise. Deploying as a service principal or
+                       for a group: set it, with ORCH_PG_ADMIN_TYPE (and ORCH_PG_ADMIN_OBJECT_ID).
+  ORCH_*               the other infrastructure settings (infra/src/settings.ts, README).
+
+Requires: bash 4.4+, az (logged in), terraform, kubectl, psql, npm, and npm ci done (the
+project's Node 24, node_modules/.bin/node, runs first on PATH). The Azure identity running this
+must be the Entra administrator of the PostgreSQL server (postgres_admin_login).
 
 Terraform outputs read: resource_group_name, aks_cluster_name, acr_name, acr_login_server,
 servicebus_namespace (fully qualified), storage_blob_endpoint, blob_container, postgres_fqdn,
@@ -119,15 +132,24 @@ cd "$ROOT"
 TF_DIR=cdktf.out/stacks/$STACK
 
 if ! $DRY_RUN; then
-  for tool in az terraform kubectl psql node npm; do
+  for tool in az terraform kubectl psql npm; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is required (see --help)"
   done
+  [[ -x $ROOT/node_modules/.bin/node ]] || die 'no node_modules/.bin/node (Node 24): run npm ci first'
   az account show >/dev/null 2>&1 || die 'not logged in to Azure: run az login'
 fi
 
 if ! $SKIP_INFRA; then
   log "infrastructure: stack $STACK"
-  run npm run infra:synth
+  # Unnamed, the administrator would be a Terraform variable that `apply -input=false` cannot ask for.
+  PG_ADMIN_LOGIN=${ORCH_PG_ADMIN_LOGIN:-${TF_VAR_postgres_admin_name:-}}
+  if [[ -z $PG_ADMIN_LOGIN ]]; then
+    if ! capture PG_ADMIN_LOGIN '<signed-in-user>' \
+      az ad signed-in-user show --query userPrincipalName --output tsv || [[ -z $PG_ADMIN_LOGIN ]]; then
+      die 'no signed-in user to make the PostgreSQL administrator (a service principal?): set ORCH_PG_ADMIN_LOGIN (see --help)'
+    fi
+  fi
+  run env "ORCH_PG_ADMIN_LOGIN=$PG_ADMIN_LOGIN" npm run infra:synth
   run terraform "-chdir=$TF_DIR" init -input=false
   if $AUTO_APPROVE; then
     run terraform "-chdir=$TF_DIR" apply -input=false -auto-approve
@@ -139,11 +161,8 @@ fi
 log 'reading the stack outputs'
 if [[ -n $OUTPUTS_FILE ]]; then
   OUTPUTS=$(cat "$OUTPUTS_FILE")
-elif $DRY_RUN; then
-  run terraform "-chdir=$TF_DIR" output -json
-  OUTPUTS=''
 else
-  OUTPUTS=$(terraform "-chdir=$TF_DIR" output -json)
+  capture OUTPUTS '' terraform "-chdir=$TF_DIR" output -json
 fi
 
 # output NAME [KEY...]: the value of a Terraform output (or of a key inside it). In a dry run
@@ -201,12 +220,7 @@ for entry in "${IMAGES[@]}"; do
 done
 
 log "PostgreSQL roles on $PG_FQDN"
-if $DRY_RUN; then
-  PG_TOKEN='<token>'
-  run az account get-access-token --resource-type oss-rdbms --query accessToken --output tsv
-else
-  PG_TOKEN=$(az account get-access-token --resource-type oss-rdbms --query accessToken --output tsv)
-fi
+capture PG_TOKEN '<token>' az account get-access-token --resource-type oss-rdbms --query accessToken --output tsv
 # Each service logs in as a role of its own, bound to its identity's object id (the Entra functions
 # live in the postgres database). The roles share orchestrator_app, which owns the schema's tables
 # whichever service migrates first: each role's sessions act as it.
@@ -309,19 +323,21 @@ run az aks get-credentials --resource-group "$RESOURCE_GROUP" --name "$AKS" --ov
 run kubectl --context "$AKS" --namespace kube-system rollout restart deployment/keda-operator
 # The API refuses to start in azure mode without keys: on a first deployment, when the Key Vault
 # secret holds no entry yet (the infra creates it with a comment only), make one admin key, store its
-# hash there, and print the key once.
+# hash there, and print the key once. A dry run cannot know, so it prints both steps.
 FIRST_KEY=''
-if $DRY_RUN; then
-  run az keyvault secret show --vault-name "$KEY_VAULT" --name api-keys --query value --output tsv
-else
-  current=$(az keyvault secret show --vault-name "$KEY_VAULT" --name api-keys --query value --output tsv)
-  if ! grep -qE '^[[:space:]]*[A-Za-z0-9][A-Za-z0-9._-]*:[0-9a-fA-F]{64}' <<<"$current"; then
+current=''
+capture current '' az keyvault secret show --vault-name "$KEY_VAULT" --name api-keys --query value --output tsv
+if ! grep -qE '^[[:space:]]*[A-Za-z0-9][A-Za-z0-9._-]*:[0-9a-fA-F]{64}' <<<"$current"; then
+  if $DRY_RUN; then
+    log 'if the api-keys secret holds no key yet (a first deployment): a first admin key'
+  else
     log 'the api-keys secret holds no key yet: making a first admin key'
-    made=$(node services/cli/src/main.ts keygen --tenant admin --admin --json)
-    FIRST_KEY=$(node -e 'process.stdout.write(JSON.parse(process.argv[1]).key)' "$made")
-    entry=$(node -e 'process.stdout.write(JSON.parse(process.argv[1]).entry)' "$made")
-    az keyvault secret set --vault-name "$KEY_VAULT" --name api-keys --value "$entry" --output none
   fi
+  made=''
+  capture made '{"key":"<key>","entry":"<entry>"}' node services/cli/src/main.ts keygen --tenant admin --admin --json
+  FIRST_KEY=$(node -e 'process.stdout.write(JSON.parse(process.argv[1]).key)' "$made")
+  entry=$(node -e 'process.stdout.write(JSON.parse(process.argv[1]).entry)' "$made")
+  run az keyvault secret set --vault-name "$KEY_VAULT" --name api-keys --value "$entry" --output none
 fi
 run kubectl --context "$AKS" apply -k "$GENERATED"
 for service in "${SERVICES[@]}"; do
@@ -329,18 +345,15 @@ for service in "${SERVICES[@]}"; do
 done
 
 log 'waiting for the API address'
-address_of_api() {
-  kubectl --context "$AKS" --namespace "$NAMESPACE" get service api-service \
-    --output 'jsonpath={.status.loadBalancer.ingress[0].ip}'
-}
+address_of_api=(kubectl --context "$AKS" --namespace "$NAMESPACE" get service api-service
+  --output 'jsonpath={.status.loadBalancer.ingress[0].ip}')
 if $DRY_RUN; then
-  run kubectl --context "$AKS" --namespace "$NAMESPACE" get service api-service \
-    --output 'jsonpath={.status.loadBalancer.ingress[0].ip}'
+  run "${address_of_api[@]}"
   address='<api-address>'
 else
   address=''
   for _ in $(seq 60); do
-    address=$(address_of_api)
+    address=$("${address_of_api[@]}")
     [[ -z $address ]] || break
     sleep 5
   done

