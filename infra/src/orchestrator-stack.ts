@@ -477,9 +477,19 @@ export class OrchestratorStack extends TerraformStack {
   }
 }
 
-/** `PT<seconds>S`, as Service Bus takes durations. */
+/**
+ * An ISO-8601 duration in the canonical form Azure reports back (.NET's `XmlConvert`: `PT1M`, not
+ * `PT60S`; `PT1M30S`, `PT5S`, `P1DT2H`), so a later plan sees no difference. Millisecond precision.
+ */
 export function isoDuration(ms: number): string {
-  return `PT${Number((ms / 1000).toFixed(3))}S`;
+  const total = Math.round(ms);
+  const days = Math.floor(total / 86_400_000);
+  const hours = Math.floor((total % 86_400_000) / 3_600_000);
+  const minutes = Math.floor((total % 3_600_000) / 60_000);
+  const seconds = (total % 60_000) / 1000;
+  const part = (count: number, unit: string): string => (count ? `${count}${unit}` : '');
+  const time = part(hours, 'H') + part(minutes, 'M') + part(seconds, 'S');
+  return `P${part(days, 'D')}${time || !days ? `T${time || '0S'}` : ''}`;
 }
 
 /**

@@ -1,5 +1,14 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +18,7 @@ import type { PoolQueue } from '@orch/core';
 import { batchBackendConfig, blobConfig, storageConfig } from '@orch/platform/runtime';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { OrchestratorStack } from '../src/orchestrator-stack.ts';
+import { isoDuration, OrchestratorStack } from '../src/orchestrator-stack.ts';
 import { loadInfraSettings } from '../src/settings.ts';
 
 /**
@@ -99,7 +108,7 @@ describe('Service Bus', () => {
   it('gives every queue the lock duration and delivery count of the code, and dead-letters expired messages', () => {
     for (const queue of resources('azurerm_servicebus_queue')) {
       expect(queue).toMatchObject({
-        lock_duration: `PT${codeDefaults.QUEUE_LOCK_DURATION_MS / 1000}S`,
+        lock_duration: isoDuration(codeDefaults.QUEUE_LOCK_DURATION_MS),
         max_delivery_count: codeDefaults.QUEUE_MAX_DELIVERY_COUNT,
         dead_lettering_on_message_expiration: true,
         namespace_id: ref('azurerm_servicebus_namespace', () => true),
@@ -108,11 +117,26 @@ describe('Service Bus', () => {
   });
 
   it('takes overrides of the services’ queue settings, and refuses a lock Service Bus does not allow', () => {
-    const custom = synth({ QUEUE_LOCK_DURATION_MS: '120000', QUEUE_MAX_DELIVERY_COUNT: '5' });
+    const custom = synth({ QUEUE_LOCK_DURATION_MS: '90000', QUEUE_MAX_DELIVERY_COUNT: '5' });
     for (const queue of Object.values(custom.resource.azurerm_servicebus_queue ?? {})) {
-      expect(queue).toMatchObject({ lock_duration: 'PT120S', max_delivery_count: 5 });
+      expect(queue).toMatchObject({ lock_duration: 'PT1M30S', max_delivery_count: 5 });
     }
     expect(() => loadInfraSettings({ QUEUE_LOCK_DURATION_MS: '600000' })).toThrow(/QUEUE_LOCK_DURATION_MS/);
+  });
+
+  it.each([
+    [60_000, 'PT1M'],
+    [300_000, 'PT5M'],
+    [30_000, 'PT30S'],
+    [5_000, 'PT5S'],
+    [150_000, 'PT2M30S'],
+    [1_500, 'PT1.5S'],
+    [3_600_000, 'PT1H'],
+    [90_061_000, 'P1DT1H1M1S'],
+    [86_400_000, 'P1D'],
+    [0, 'PT0S'],
+  ])('writes %i ms as %s, the canonical form Azure reads back (no perpetual plan diff)', (ms, iso) => {
+    expect(isoDuration(ms)).toBe(iso);
   });
 
   it('is a Standard namespace with shared access keys disabled', () => {
@@ -462,7 +486,7 @@ describe('settings', () => {
   });
 });
 
-describe('npm run infra:synth (node infra/src/main.ts)', () => {
+describe('npm run infra:synth (node infra/src/main.ts), the app of cdktf.json', () => {
   const outdir = mkdtempSync(join(tmpdir(), 'orch-cdktf-'));
   afterAll(() => rmSync(outdir, { recursive: true, force: true }));
 
@@ -477,6 +501,33 @@ describe('npm run infra:synth (node infra/src/main.ts)', () => {
     expect(existsSync(file)).toBe(true);
     const written = JSON.parse(readFileSync(file, 'utf8')) as Synthesized;
     expect(Object.keys(written.resource.azurerm_servicebus_queue ?? {})).toHaveLength(PHYSICAL_QUEUES.length);
+  });
+
+  it("given cdktf.json's app and a system node first on PATH, then the app runs under the project's Node", () => {
+    // What the cdktf CLI does: run `app` in a shell, with CDKTF_OUTDIR set. A stand-in for a system
+    // Node that cannot run .ts files (Debian's 20) refuses them, and runs anything else (npm).
+    const { app } = JSON.parse(readFileSync(join(ROOT, 'cdktf.json'), 'utf8')) as { app: string };
+    const systemNode = join(outdir, 'system-node');
+    mkdirSync(systemNode);
+    writeFileSync(
+      join(systemNode, 'node'),
+      `#!/bin/sh\ncase "$*" in *.ts*) echo "system node cannot run $*" >&2; exit 97;; esac\nexec '${process.execPath}' "$@"\n`,
+    );
+    chmodSync(join(systemNode, 'node'), 0o755);
+    const path = (process.env.PATH ?? '').split(':').filter((dir) => !dir.includes('node_modules'));
+    const result = spawnSync('sh', ['-c', app], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        PATH: [systemNode, ...path].join(':'),
+        CDKTF_OUTDIR: join(outdir, 'cli'),
+        ORCH_CDKTF_OUTDIR: '',
+        ORCH_STACK: 'cli',
+      },
+    });
+    expect(result.status, result.stderr).toBe(0);
+    expect(existsSync(join(outdir, 'cli/stacks/cli/cdk.tf.json'))).toBe(true);
   });
 
   it('fails with the name of a bad variable and writes nothing', () => {
