@@ -29,6 +29,14 @@ export interface RabbitMqTransportOptions {
    */
   managementUrl?: string;
   /**
+   * How long an answer of the management API (the delay queues of a queue, the consumers and channels
+   * of the virtual host) is reused by `getQueueDepth` before it is asked again; concurrent reads always
+   * share the request in flight. The broker's own counts (ready, scheduled and dead-lettered messages,
+   * and what this instance holds) are read on every call: only what lags anyway is cached.
+   * @default 5000
+   */
+  depthCacheTtlInMs?: number;
+  /**
    * How long a delivery stays "locked" without renewal. RabbitMQ has no lock: the transport emulates
    * the Service Bus one (see `consume`).
    * @default 60000
@@ -66,6 +74,7 @@ const DEFAULT_RECONNECT_INITIAL_DELAY_IN_MS = 100;
 const DEFAULT_RECONNECT_MAX_DELAY_IN_MS = 30_000;
 const DEFAULT_SEND_TIMEOUT_IN_MS = 30_000;
 const MANAGEMENT_TIMEOUT_IN_MS = 5_000;
+const DEFAULT_DEPTH_CACHE_TTL_IN_MS = 5_000;
 /** A TCP connect or AMQP handshake that takes longer than this is given up and retried. */
 const CONNECT_TIMEOUT_IN_MS = 10_000;
 const MANAGEMENT_WARNING_INTERVAL_IN_MS = 60_000;
@@ -127,8 +136,9 @@ const MAX_DELIVERY_COUNT_EXCEEDED = 'MaxDeliveryCountExceeded';
  * instance holds unsettled (exact) + messages held by consumers of other processes, read from the
  * management API only when the broker reports more consumers than this instance has (that number
  * lags by a few seconds). `scheduled` = messages in the delay buckets (those this instance used plus
- * those the management API lists), `deadLetter` = messages in `q.dlq`. Without the management API
- * the depth counts only what this process sees (logged once a minute).
+ * those the management API lists), `deadLetter` = messages in `q.dlq`. Management API answers are
+ * shared by concurrent reads and reused for `depthCacheTtlInMs`. Without the management API the
+ * depth counts only what this process sees (logged once a minute).
  *
  * `peekDeadLetters` takes dead letters with `basic.get` and puts them all back (a classic queue
  * requeues them in place); peeks of one instance run one at a time, and a consumer of `q.dlq`
@@ -148,6 +158,7 @@ interface ResolvedOptions {
   readonly host: string;
   readonly vhost: string;
   readonly management: { readonly baseUrl: string; readonly authorization: string | undefined };
+  readonly depthCacheTtlInMs: number;
   readonly lockDurationInMs: number;
   readonly maxDeliveryCount: number;
   readonly logger: Logger | undefined;
@@ -164,6 +175,10 @@ function resolveOptions(options: RabbitMqTransportOptions): ResolvedOptions {
   const reconnectInitialDelayInMs = options.reconnectInitialDelayInMs ?? DEFAULT_RECONNECT_INITIAL_DELAY_IN_MS;
   const reconnectMaxDelayInMs = options.reconnectMaxDelayInMs ?? DEFAULT_RECONNECT_MAX_DELAY_IN_MS;
   const sendTimeoutInMs = options.sendTimeoutInMs ?? DEFAULT_SEND_TIMEOUT_IN_MS;
+  const depthCacheTtlInMs = options.depthCacheTtlInMs ?? DEFAULT_DEPTH_CACHE_TTL_IN_MS;
+  if (!(depthCacheTtlInMs >= 0)) {
+    throw new RangeError(`options.depthCacheTtlInMs must not be negative, got ${depthCacheTtlInMs}`);
+  }
   requirePositive(lockDurationInMs, 'options.lockDurationInMs');
   requirePositive(reconnectInitialDelayInMs, 'options.reconnectInitialDelayInMs');
   requirePositive(reconnectMaxDelayInMs, 'options.reconnectMaxDelayInMs');
@@ -199,6 +214,7 @@ function resolveOptions(options: RabbitMqTransportOptions): ResolvedOptions {
     host: url.host,
     vhost,
     management: { baseUrl, authorization },
+    depthCacheTtlInMs,
     lockDurationInMs,
     maxDeliveryCount,
     logger: options.logger,
@@ -275,6 +291,8 @@ class RabbitMqTransport implements QueueTransport {
   /** Peeks run one at a time: each takes the dead letters out and puts them back. */
   private peeking: Promise<unknown> = Promise.resolve();
   private lastManagementWarningAt = 0;
+  /** Management API answers by path: the request in flight, then its answer until `expiresAt`. */
+  private readonly managementAnswers = new Map<string, { readonly answer: Promise<unknown>; expiresAt: number }>();
 
   constructor(options: ResolvedOptions) {
     this.options = options;
@@ -857,8 +875,28 @@ class RabbitMqTransport implements QueueTransport {
     return unacknowledged;
   }
 
-  /** GET from the management API; undefined (and a throttled warning) when it fails. */
-  private async management<T>(path: string): Promise<T | undefined> {
+  /**
+   * GET from the management API, shared with concurrent callers and reused for `depthCacheTtlInMs`;
+   * undefined (and a throttled warning) when it fails, which is not reused.
+   */
+  private management<T>(path: string): Promise<T | undefined> {
+    const now = Date.now();
+    for (const [key, cached] of this.managementAnswers) {
+      if (cached.expiresAt <= now) this.managementAnswers.delete(key);
+    }
+    const cached = this.managementAnswers.get(path);
+    if (cached) return cached.answer as Promise<T | undefined>;
+    const answer = this.fetchManagement<T>(path);
+    const entry = { answer, expiresAt: Infinity }; // in flight
+    this.managementAnswers.set(path, entry);
+    void answer.then((value) => {
+      if (value !== undefined) entry.expiresAt = Date.now() + this.options.depthCacheTtlInMs;
+      else if (this.managementAnswers.get(path) === entry) this.managementAnswers.delete(path);
+    });
+    return answer;
+  }
+
+  private async fetchManagement<T>(path: string): Promise<T | undefined> {
     const { baseUrl, authorization } = this.options.management;
     try {
       const response = await fetch(`${baseUrl}${path}`, {

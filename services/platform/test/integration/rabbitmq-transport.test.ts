@@ -1,5 +1,7 @@
 /* eslint-disable @typescript-eslint/require-await -- handlers implement an async port; many have nothing to await */
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { connect as connectAmqp } from 'amqplib';
 import { pino } from 'pino';
@@ -74,6 +76,31 @@ async function forceCloseConnections(vhost: string, connectionName: string): Pro
   });
   for (const name of names) await management('DELETE', `/api/connections/${encodeURIComponent(name)}`);
   return names.length;
+}
+
+const proxies: { close: () => Promise<void> }[] = [];
+afterEach(async () => {
+  await Promise.all(proxies.splice(0).map((proxy) => proxy.close()));
+});
+
+/** A pass-through to the management API that records the path of every request it forwards. */
+async function countingManagementProxy(): Promise<{ url: string; paths: string[] }> {
+  const paths: string[] = [];
+  const server = createServer((req, res) => {
+    paths.push(req.url ?? '');
+    fetch(`${MANAGEMENT_URL.protocol}//${MANAGEMENT_URL.host}${req.url ?? ''}`, {
+      headers: { authorization: req.headers.authorization ?? '' },
+    })
+      .then(async (answer) => {
+        res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'application/json' });
+        res.end(Buffer.from(await answer.arrayBuffer()));
+      })
+      .catch(() => res.writeHead(502).end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  proxies.push({ close: () => new Promise<void>((resolve) => server.close(() => resolve())) });
+  return { url: `http://${MANAGEMENT_URL.username}:${MANAGEMENT_URL.password}@127.0.0.1:${port}`, paths };
 }
 
 /** A pino logger whose records are kept, to see what the transport reported. */
@@ -277,6 +304,31 @@ describe.skipIf(!reachable)('RabbitMQ transport', () => {
       await eventually(async () => expect((await reader.getQueueDepth(queue)).active).toBe(0));
     }, 60_000);
 
+    it('given depth reads within depthCacheTtlInMs, when repeated or concurrent, then the management API is asked once and the broker counts stay exact', async () => {
+      const proxy = await countingManagementProxy();
+      const transport = create({ managementUrl: proxy.url, depthCacheTtlInMs: 600_000 });
+      const queue = newQueue();
+      await transport.send(queue, 1);
+      expect(await transport.getQueueDepth(queue)).toEqual({ active: 1, scheduled: 0, deadLetter: 0 });
+      await Promise.all(Array.from({ length: 5 }, () => transport.getQueueDepth(queue)));
+      await transport.send(queue, 2);
+      await transport.send(queue, 3, { delayInMs: 60_000 });
+      expect(await transport.getQueueDepth(queue)).toEqual({ active: 2, scheduled: 1, deadLetter: 0 });
+      expect(proxy.paths).toHaveLength(1); // the delay queues of `queue`, listed once
+    });
+
+    it('given depthCacheTtlInMs 0, when depth is read concurrently, then the reads share one management request, and a later read asks again', async () => {
+      const proxy = await countingManagementProxy();
+      const transport = create({ managementUrl: proxy.url, depthCacheTtlInMs: 0 });
+      const queue = newQueue();
+      await transport.send(queue, 1);
+      const depths = await Promise.all(Array.from({ length: 5 }, () => transport.getQueueDepth(queue)));
+      expect(depths).toEqual(Array(5).fill({ active: 1, scheduled: 0, deadLetter: 0 }));
+      expect(proxy.paths).toHaveLength(1);
+      await transport.getQueueDepth(queue);
+      expect(proxy.paths).toHaveLength(2);
+    });
+
     it('given a message the broker dead-letters past its delivery limit, when peeked, then it reads as MaxDeliveryCountExceeded', async () => {
       const transport = create({ maxDeliveryCount: 2 });
       const queue = newQueue();
@@ -399,6 +451,7 @@ describe.skipIf(!reachable)('RabbitMQ transport', () => {
       expect(() => createRabbitMqTransport({ url: sandbox.url, maxDeliveryCount: 1.5 })).toThrow(RangeError);
       expect(() => createRabbitMqTransport({ url: 'http://127.0.0.1:5672' })).toThrow(RangeError);
       expect(() => createRabbitMqTransport({ url: sandbox.url, managementUrl: 'not a url' })).toThrow(RangeError);
+      expect(() => createRabbitMqTransport({ url: sandbox.url, depthCacheTtlInMs: -1 })).toThrow(RangeError);
       expect(() =>
         createRabbitMqTransport({ url: sandbox.url, reconnectInitialDelayInMs: 1_000, reconnectMaxDelayInMs: 10 }),
       ).toThrow(RangeError);
