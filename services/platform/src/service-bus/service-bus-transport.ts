@@ -63,11 +63,12 @@ export interface ServiceBusTransportOptions {
    */
   depthCacheTtlInMs?: number;
   /**
-   * Base URL that management (ATOM over HTTP) requests are sent to instead of the namespace's
-   * `https://` endpoint. @default for `UseDevelopmentEmulator=true` connection strings,
-   * `http://<host>:<port>` of the connection string's endpoint, or `http://<host>:5300` (where
-   * Microsoft's emulator serves management) when the endpoint names no port; otherwise the
-   * namespace itself.
+   * Base URL that management (ATOM over HTTP: depth, queue creation) requests are sent to instead of
+   * the namespace's `https://` endpoint, e.g. `http://localhost:5300` for Microsoft's emulator
+   * behind a connection string with some other port. @default for `UseDevelopmentEmulator=true`
+   * connection strings: `http://<host>:5300` (where Microsoft's emulator serves management) when the
+   * endpoint names no port or AMQP's 5672 (the emulator's), else `http://<host>:<port>` (the local
+   * test server serves both on one port); otherwise the namespace itself.
    */
   administrationEndpoint?: string;
   /**
@@ -84,6 +85,8 @@ const DEFAULT_DEPTH_CACHE_TTL_IN_MS = 5_000;
 const DEFAULT_MAX_AUTO_LOCK_RENEWAL_DURATION_IN_MS = 300_000;
 const DEFAULT_PEEK_MAX_COUNT = 100;
 const EMULATOR_MANAGEMENT_PORT = 5300;
+/** Microsoft's emulator listens for AMQP here; nothing serves management on it. */
+const EMULATOR_AMQP_PORT = '5672';
 /** Service Bus keeps dead-letter descriptions and property values short; so do we. */
 const MAX_DESCRIPTION_LENGTH = 4_096;
 /** Messages per `scheduleMessages` request, which travels as one AMQP message. */
@@ -360,7 +363,8 @@ function createClients(options: ServiceBusTransportOptions): {
       administrationOptions,
     );
   }
-  const endpoint = options.administrationEndpoint ?? emulatorAdministrationEndpoint(connectionString);
+  // An empty setting (an unset environment variable passed through) means the default.
+  const endpoint = options.administrationEndpoint || emulatorAdministrationEndpoint(connectionString);
   if (endpoint !== undefined) redirectAdministration(administration, endpoint);
   return { client, administration };
 }
@@ -379,7 +383,8 @@ function emulatorAdministrationEndpoint(connectionString: string | undefined): s
   const endpoint = settings.get('endpoint');
   if (settings.get('usedevelopmentemulator')?.toLowerCase() !== 'true' || endpoint === undefined) return undefined;
   const url = new URL(endpoint.includes('://') ? endpoint : `sb://${endpoint}`);
-  return `http://${url.hostname}:${url.port || EMULATOR_MANAGEMENT_PORT}`;
+  const port = url.port && url.port !== EMULATOR_AMQP_PORT ? url.port : EMULATOR_MANAGEMENT_PORT;
+  return `http://${url.hostname}:${port}`;
 }
 
 function redirectAdministration(administration: ServiceBusAdministrationClient, endpoint: string): void {
