@@ -1,10 +1,12 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ScaledObject, TriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1alpha1';
+import { PodMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor';
+import { PrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
-import type { IPodSpec } from 'kubernetes-models/v1';
+import type { IContainerPort, IPodSpec } from 'kubernetes-models/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
@@ -12,6 +14,7 @@ import { apiServiceConfigSchema, buildApp, hashApiKey, parseApiKeys } from '@orc
 import { batchSubmitterConfigSchema } from '@orch/batch-submitter';
 import { AKS_POOL_QUEUES, createHandlerRegistry, lanesOf, POOL_SCALING } from '@orch/core';
 import { createFsBlobStore } from '@orch/platform/fs-blob';
+import { createPrometheusMetrics } from '@orch/platform/metrics';
 import { createMemoryTransport } from '@orch/platform/memory';
 import { createPgliteJobStore } from '@orch/platform/postgres';
 import { createLogger, startOpsServer } from '@orch/platform/runtime';
@@ -102,6 +105,8 @@ const MODELS: Readonly<Record<string, new (data: never) => { validate(): void }>
   'keda.sh/v1alpha1/ScaledObject': ScaledObject,
   'keda.sh/v1alpha1/TriggerAuthentication': TriggerAuthentication,
   'secrets-store.csi.x-k8s.io/v1/SecretProviderClass': SecretProviderClass,
+  'monitoring.coreos.com/v1/PodMonitor': PodMonitor,
+  'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
 };
 
 interface RawObject {
@@ -111,8 +116,9 @@ interface RawObject {
   data?: Record<string, string>;
 }
 
-function render(overlay: Overlay): RawObject[] {
-  return parseAllDocuments(kustomize(join(K8S_DIR, 'overlays', overlay))).map((document) =>
+/** Renders a kustomization directory under k8s/ (`overlays/azure`, `monitoring`). */
+function render(dir: string): RawObject[] {
+  return parseAllDocuments(kustomize(join(K8S_DIR, dir))).map((document) =>
     withUnwrappedSecretData(document.toJS() as RawObject),
   );
 }
@@ -127,15 +133,15 @@ function withUnwrappedSecretData(object: RawObject): RawObject {
   return { ...object, data: Object.fromEntries(data) };
 }
 
-/** The rendered objects of an overlay, each constructed with its model class. */
+/** The rendered objects of a kustomization (an overlay by default), each constructed with its model class. */
 class Manifests {
-  readonly overlay: Overlay;
+  readonly dir: string;
   readonly raw: RawObject[];
   readonly models: unknown[];
 
-  constructor(overlay: Overlay) {
-    this.overlay = overlay;
-    this.raw = render(overlay);
+  constructor(overlay: Overlay | 'monitoring') {
+    this.dir = overlay === 'monitoring' ? overlay : `overlays/${overlay}`;
+    this.raw = render(this.dir);
     this.models = this.raw.map((o) => {
       const Model = MODELS[`${o.apiVersion}/${o.kind}`];
       return Model === undefined ? o : new Model(o as never);
@@ -148,7 +154,7 @@ class Manifests {
 
   one<T extends { metadata?: { name?: string } }>(type: abstract new (...args: never[]) => T, name: string): T {
     const found = this.all(type).find((o) => o.metadata?.name === name);
-    if (found === undefined) throw new Error(`${this.overlay}: no ${type.name} named ${name}`);
+    if (found === undefined) throw new Error(`${this.dir}: no ${type.name} named ${name}`);
     return found;
   }
 
@@ -201,6 +207,8 @@ const podLabelsOf = (workload: Deployment | StatefulSet) => workload.spec?.templ
 const numberOf = (value: string | undefined, fallback: number): number => (value ? Number(value) : fallback);
 
 const rendered = Object.fromEntries(OVERLAYS.map((o) => [o, new Manifests(o)])) as Record<Overlay, Manifests>;
+/** k8s/monitoring, applied on top of either overlay. */
+const monitoring = new Manifests('monitoring');
 
 describe.each(OVERLAYS)('k8s/overlays/%s', (overlay) => {
   const k = rendered[overlay];
@@ -537,6 +545,135 @@ describe('k8s/overlays/local: minikube specifics', () => {
   });
 });
 
+describe('k8s/monitoring: Prometheus scrapes every service of either overlay', () => {
+  const podMonitors = monitoring.all(PodMonitor);
+  /** The labels of the namespace Prometheus runs in, as the NetworkPolicy expects it. */
+  const PROMETHEUS_NAMESPACE = { 'kubernetes.io/metadata.name': 'monitoring' };
+
+  /** The container port a NetworkPolicy's or PodMonitor's port (a name or a number) means in a pod. */
+  const containerPortOf = (pod: IPodSpec, port: string | number | undefined): IContainerPort | undefined =>
+    pod.containers.flatMap((c) => c.ports ?? []).find((p) => p.name === port || p.containerPort === port);
+
+  /** Whether a policy lets pods labelled `labels` take connections on `port` from Prometheus' namespace. */
+  const admitsPrometheus = (policy: NetworkPolicy, labels: Record<string, string>, port: IContainerPort) => {
+    const selector = policy.spec?.podSelector?.matchLabels ?? {};
+    if (Object.keys(selector).length > 0 && !matches(selector, labels)) return false;
+    return (policy.spec?.ingress ?? []).some((rule) => {
+      const portAllowed =
+        (rule.ports ?? []).length === 0 ||
+        (rule.ports ?? []).some(
+          (p) =>
+            (p.protocol ?? 'TCP') === (port.protocol ?? 'TCP') &&
+            (p.port === port.name || p.port === port.containerPort),
+        );
+      const sourceAllowed =
+        (rule.from ?? []).length === 0 ||
+        (rule.from ?? []).some(
+          (peer) =>
+            peer.ipBlock === undefined &&
+            peer.podSelector === undefined &&
+            matches(peer.namespaceSelector?.matchLabels, PROMETHEUS_NAMESPACE),
+        );
+      return portAllowed && sourceAllowed;
+    });
+  };
+
+  it('renders two PodMonitors, a NetworkPolicy, the PrometheusRule and the dashboard, valid, in the orchestrator namespace', () => {
+    expect(monitoring.raw.map((o) => `${o.kind} ${o.metadata.name}`).sort()).toStrictEqual([
+      'ConfigMap orchestrator-grafana-dashboard',
+      'NetworkPolicy allow-prometheus-scrape',
+      'PodMonitor orchestrator-api',
+      'PodMonitor orchestrator-services',
+      'PrometheusRule orchestrator',
+    ]);
+    for (const model of monitoring.models) {
+      const { kind, metadata } = model as RawObject;
+      expect(() => (model as { validate(): void }).validate(), `${kind} ${metadata.name}`).not.toThrow();
+      expect(metadata.namespace, `${kind} ${metadata.name}`).toBe(NAMESPACE);
+    }
+  });
+
+  describe.each(OVERLAYS)('given the %s overlay', (overlay) => {
+    const k = rendered[overlay];
+    const policies = [...k.all(NetworkPolicy), ...monitoring.all(NetworkPolicy)];
+
+    it.each(SERVICES.map((s) => [s.name, s] as const))(
+      'then %s is scraped once, on the port its code serves /metrics on, which its network policies open to Prometheus',
+      (_, service) => {
+        const deployment = k.one(Deployment, service.name);
+        const pod = podSpecOf(deployment);
+        const labels = podLabelsOf(deployment) ?? {};
+        // A target is a selected pod with the endpoint's port; an endpoint without the port makes none.
+        const targets = podMonitors
+          .filter((m) => matches(m.spec.selector.matchLabels, labels))
+          .flatMap((m) => (m.spec.podMetricsEndpoints ?? []).map((endpoint) => ({ monitor: m, endpoint })))
+          .filter(({ endpoint }) => containerPortOf(pod, endpoint.port) !== undefined);
+        expect(targets).toHaveLength(1);
+        const { endpoint } = targets[0] as (typeof targets)[number];
+        expect(endpoint.path ?? '/metrics').toBe('/metrics');
+
+        const env = k.environmentOf(deployment);
+        const port = containerPortOf(pod, endpoint.port) as IContainerPort;
+        if (service.probePort === 'http') {
+          // The API: its own port, behind an admin key sent as a bearer token from a Secret.
+          expect(port.containerPort).toBe(numberOf(env.PORT, 8000));
+          expect(endpoint.authorization?.type ?? 'Bearer').toBe('Bearer');
+          expect(endpoint.authorization?.credentials?.name).toMatch(/^[a-z0-9-]+$/);
+          expect(endpoint.authorization?.credentials?.key).toMatch(/^\w+$/);
+        } else {
+          expect(port.containerPort).toBe(numberOf(env.OPS_PORT, 9464));
+          expect(endpoint.authorization).toBeUndefined();
+        }
+        const admitting = policies.filter((p) => admitsPrometheus(p, labels, port)).map((p) => p.metadata?.name);
+        expect(admitting.length, `${service.name} port ${port.name}`).toBeGreaterThan(0);
+      },
+    );
+
+    it("then the scrape policy's ports are container ports of every pod it selects that serves metrics on them", () => {
+      const scrape = monitoring.one(NetworkPolicy, 'allow-prometheus-scrape');
+      const selected = k.all(Deployment).filter((d) => matches(scrape.spec?.podSelector?.matchLabels, podLabelsOf(d)));
+      expect(selected.map((d) => d.metadata?.name).sort()).toStrictEqual(SERVICES.map((s) => s.name).sort());
+      for (const rule of scrape.spec?.ingress ?? []) {
+        for (const { port } of rule.ports ?? []) {
+          const serving = selected.filter((d) => containerPortOf(podSpecOf(d), port) !== undefined);
+          expect(serving.map((d) => d.metadata?.name).sort()).toStrictEqual(
+            SERVICES.filter((s) => s.probePort === 'ops')
+              .map((s) => s.name)
+              .sort(),
+          );
+        }
+      }
+    });
+  });
+
+  it("given the overlay that kustomization.yaml documents for another Prometheus namespace, then the policy admits that namespace's", async () => {
+    // The comment's indented lines from `resources:` on.
+    const lines = (await readFile(join(K8S_DIR, 'monitoring/kustomization.yaml'), 'utf8')).split('\n');
+    const start = lines.indexOf('#   resources: [<path to>/k8s/monitoring]');
+    const end = lines.findIndex((line, i) => i > start && !line.startsWith('#   '));
+    const documented = lines
+      .slice(start, end)
+      .map((line) => line.slice(4))
+      .join('\n');
+    const dir = await mkdtemp(join(tmpdir(), 'k8s-monitoring-'));
+    try {
+      const kustomization = documented
+        .replace('<path to>/k8s/monitoring', relative(dir, join(K8S_DIR, 'monitoring')))
+        .replace('<namespace>', 'prometheus');
+      expect(kustomization).toMatch(/^resources:[\s\S]*^patches:/m);
+      await writeFile(join(dir, 'kustomization.yaml'), kustomization);
+      const policy = parseAllDocuments(kustomize(dir))
+        .map((d) => d.toJS() as RawObject & { spec?: NetworkPolicy['spec'] })
+        .find((o) => o.kind === 'NetworkPolicy');
+      expect(policy?.spec?.ingress?.[0]?.from).toStrictEqual([
+        { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'prometheus' } } },
+      ]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('probe endpoints: the paths the manifests probe answer 200 on the real servers', () => {
   const logger = createLogger({ service: 'k8s-test', level: 'silent', format: 'json' });
   const probePaths = (name: string) => {
@@ -546,11 +683,19 @@ describe('probe endpoints: the paths the manifests probe answer 200 on the real 
     );
   };
 
-  it('given the ops server of the scheduler, workers and batch submitter, then their probe paths answer 200', async () => {
-    const ops = await startOpsServer({ port: 0, host: '127.0.0.1', logger });
+  const metricsPathOf = (podMonitor: string) =>
+    monitoring.one(PodMonitor, podMonitor).spec.podMetricsEndpoints?.[0]?.path ?? '/metrics';
+
+  it('given the ops server of the scheduler, workers and batch submitter, then their probe and scrape paths answer 200', async () => {
+    const ops = await startOpsServer({
+      port: 0,
+      host: '127.0.0.1',
+      logger,
+      metrics: createPrometheusMetrics({ service: 'k8s-test', defaultMetrics: false }),
+    });
     try {
       for (const service of SERVICES.filter((s) => s.probePort === 'ops')) {
-        for (const path of probePaths(service.name)) {
+        for (const path of [...probePaths(service.name), metricsPathOf('orchestrator-services')]) {
           expect((await fetch(`${ops.url}${path}`)).status, `${service.name} ${path}`).toBe(200);
         }
       }
@@ -559,25 +704,42 @@ describe('probe endpoints: the paths the manifests probe answer 200 on the real 
     }
   });
 
-  it('given the API, then its probe paths answer 200', { timeout: 30_000 }, async () => {
-    const rootDir = await mkdtemp(join(tmpdir(), 'k8s-test-blobs-'));
-    const store = await createPgliteJobStore({});
-    const transport = createMemoryTransport();
-    const blobs = createFsBlobStore({ rootDir });
-    const app = await buildApp(
-      { store, transport, blobs, handlers: createHandlerRegistry(), logger },
-      { maxAttempts: 3 },
-    );
-    try {
-      for (const path of probePaths('api')) {
-        expect((await app.inject({ method: 'GET', url: path })).statusCode, path).toBe(200);
+  it(
+    'given the API, then its probe paths answer 200, and its scrape path the admin key of a bearer token only',
+    { timeout: 30_000 },
+    async () => {
+      const rootDir = await mkdtemp(join(tmpdir(), 'k8s-test-blobs-'));
+      const store = await createPgliteJobStore({});
+      const transport = createMemoryTransport();
+      const blobs = createFsBlobStore({ rootDir });
+      const key = 'orch_k8s-test-metrics-key';
+      const app = await buildApp(
+        {
+          store,
+          transport,
+          blobs,
+          handlers: createHandlerRegistry(),
+          logger,
+          metrics: createPrometheusMetrics({ service: 'api', defaultMetrics: false }),
+        },
+        { maxAttempts: 3, apiKeys: parseApiKeys(`metrics:${hashApiKey(key)}:admin`, 'test') },
+      );
+      try {
+        for (const path of probePaths('api')) {
+          expect((await app.inject({ method: 'GET', url: path })).statusCode, path).toBe(200);
+        }
+        const url = metricsPathOf('orchestrator-api');
+        const scrape = await app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${key}` } });
+        expect(scrape.statusCode).toBe(200);
+        expect(scrape.body).toContain('orch_queue_depth');
+        expect((await app.inject({ method: 'GET', url })).statusCode).toBe(401);
+      } finally {
+        await app.close();
+        await Promise.allSettled([transport.close(), blobs.close(), store.close()]);
+        await rm(rootDir, { recursive: true, force: true });
       }
-    } finally {
-      await app.close();
-      await Promise.allSettled([transport.close(), blobs.close(), store.close()]);
-      await rm(rootDir, { recursive: true, force: true });
-    }
-  });
+    },
+  );
 });
 
 /** The generated (hash-suffixed) name of a ConfigMap. */

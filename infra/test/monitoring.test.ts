@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
+import { PodMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor';
 import { PrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
 import { createPrometheusMetrics } from '@orch/platform/metrics';
 import { describe, expect, it } from 'vitest';
-import { parse as parseYaml } from 'yaml';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
 
 const monitoringFile = (name: string): string =>
   readFileSync(new URL(`../../k8s/monitoring/${name}`, import.meta.url), 'utf8');
@@ -60,6 +61,31 @@ describe('monitoring (k8s/monitoring)', () => {
 
   it('given the PrometheusRule, then it validates against the Prometheus Operator schema', () => {
     expect(() => new PrometheusRule(ruleDocument as never).validate()).not.toThrow();
+  });
+
+  it('given the PodMonitors, then they validate against the Prometheus Operator schema and scrape /metrics', () => {
+    const monitors = parseAllDocuments(monitoringFile('pod-monitors.yaml')).map(
+      (d) => new PodMonitor(d.toJS() as never),
+    );
+    expect(monitors.map((m) => m.metadata?.name)).toStrictEqual(['orchestrator-services', 'orchestrator-api']);
+    for (const monitor of monitors) {
+      expect(() => monitor.validate(), monitor.metadata?.name).not.toThrow();
+      for (const endpoint of monitor.spec.podMetricsEndpoints ?? []) {
+        expect(endpoint.path, monitor.metadata?.name).toBe('/metrics');
+        expect(endpoint.port, monitor.metadata?.name).toMatch(/^[a-z][a-z0-9-]*$/);
+      }
+    }
+  });
+
+  it('given queue depths, which every API replica exports alike, then each expression takes their max, never their sum', () => {
+    const exprs = [...dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr)), ...rules.map((r) => r.expr)];
+    const reading = exprs.filter((e) => /\borch_queue_depth\b/.test(e));
+    expect(reading.length).toBeGreaterThanOrEqual(4);
+    for (const expr of reading) {
+      const uses = expr.match(/\borch_queue_depth\b/g)?.length ?? 0;
+      const maxed = expr.match(/\bmax by \([^)]*\) \(orch_queue_depth\b/g)?.length ?? 0;
+      expect(maxed, expr).toBe(uses);
+    }
   });
 
   it('given the alert rules, then they fire on >5% failures for 15 min, any dead letter, and 10 min of growth', () => {
