@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { BlobServiceClient } from '@azure/storage-blob';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JOB_STATES, isTerminal } from '@orch/core';
 import { startAzurite } from '@orch/platform/test-servers';
 import {
   eventually,
@@ -75,6 +76,14 @@ async function management(method: string, resource: string, body?: unknown): Pro
     ...(body !== undefined && { body: JSON.stringify(body) }),
   });
   if (!res.ok && res.status !== 404) throw new Error(`${method} ${resource}: ${res.status} ${await res.text()}`);
+}
+
+/** Ids of the jobs in `status` (this run's database holds far fewer than one page of 500). */
+async function jobIdsIn(base: string, status: string): Promise<string[]> {
+  const page = (await (await fetch(`${base}/jobs?status=${status}&limit=500`)).json()) as {
+    jobs: { job_id: string }[];
+  };
+  return page.jobs.map((j) => j.job_id);
 }
 
 async function newDataDir(): Promise<string> {
@@ -174,19 +183,33 @@ describe.skipIf(!serversUp && process.env.CI !== 'true')('local mode: every serv
       );
       systems.push(system);
 
-      const accepted = await submitAll(system.url, mixedJobs(200), 50);
+      // Two long spark jobs (15 s each at this factor, first in line as `high`) are sure to be running on
+      // a worker when the broker goes down, so the restart must take them from a worker and run them again.
+      const long = await submitAll(
+        system.url,
+        Array.from({ length: 2 }, () => ({ rows: 10_000, estimated_runtime_sec: 1_500, priority: 'high' })),
+      );
+      const accepted = [...long, ...(await submitAll(system.url, mixedJobs(200), 50))];
       await eventually(
         async () => {
-          const page = (await (await fetch(`${system.url}/jobs?status=succeeded&limit=500`)).json()) as {
-            jobs: unknown[];
-          };
-          return page.jobs.length >= 10 ? true : undefined;
+          const succeeded = await jobIdsIn(system.url, 'succeeded');
+          const running = await jobIdsIn(system.url, 'running');
+          return succeeded.length >= 10 && long.some((id) => running.includes(id)) ? true : undefined;
         },
         90_000,
-        'some jobs to succeed before the restart',
+        'some jobs to succeed, and a long one to run, before the restart',
       );
 
       await run('rabbitmqctl', ['stop']);
+      // The broker is down: every job not finished now was in flight when it stopped.
+      const notTerminal = new Set(
+        (
+          await Promise.all(JOB_STATES.filter((s) => !isTerminal(s)).map((status) => jobIdsIn(system.url, status)))
+        ).flat(),
+      );
+      const inFlightAtStop = accepted.filter((jobId) => notTerminal.has(jobId));
+      expect(inFlightAtStop.length).toBeGreaterThan(0);
+
       // Accepted while the broker is down: stored, then published by the reconciler once it is back.
       const duringOutage = submitAll(system.url, mixedJobs(20), 20);
       await startRabbitMq();
@@ -195,6 +218,15 @@ describe.skipIf(!serversUp && process.env.CI !== 'true')('local mode: every serv
       const views = await waitTerminal(system.url, accepted, 180_000);
       expect(views.filter((v) => v.status !== 'succeeded')).toEqual([]);
       for (const view of views) await expectVerifiedResult(system.url, view);
+      // A job running on a worker when its channel closed was handed back and run again: its history
+      // shows the retry and a second start, and it still has one result.
+      const runAgain = views.filter(
+        (v) =>
+          inFlightAtStop.includes(v.job_id) &&
+          v.history.some((h) => h.status === 'retrying') &&
+          v.history.filter((h) => h.status === 'running').length >= 2,
+      );
+      expect(runAgain.length).toBeGreaterThan(0);
 
       const container = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient('results');
       const resultBlobs: string[] = [];
