@@ -1,5 +1,9 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { PGlite, type PGliteInterface, type Transaction } from '@electric-sql/pglite';
 import type { JobStore } from '@orch/core';
 import type { Logger } from 'pino';
@@ -9,8 +13,15 @@ import type { SqlClient } from './sql-client.ts';
 export interface PgliteJobStoreOptions {
   /** Folder holding the database, created if missing. @default undefined: in memory, lost on close */
   dataDir?: string;
+  /**
+   * PostgreSQL's `shared_buffers`: its page cache inside the WASM heap, resident for the process's
+   * life. Pages it does not hold are read from the files (the OS caches those). @default '16MB'
+   */
+  sharedBuffers?: string;
   logger?: Logger;
 }
+
+const INIT_SCRIPT = fileURLToPath(new URL('./pglite-init.ts', import.meta.url));
 
 /**
  * A `JobStore` on embedded PostgreSQL (PGlite, in-process WASM). One process at a time may open a
@@ -20,8 +31,15 @@ export async function createPgliteJobStore(options: PgliteJobStoreOptions = {}):
   const { logger } = options;
   const dataDir = options.dataDir === undefined ? undefined : resolve(options.dataDir);
   const startedAt = performance.now();
-  if (dataDir !== undefined) await mkdir(dataDir, { recursive: true });
-  const db = await PGlite.create(dataDir === undefined ? {} : { dataDir });
+  if (dataDir !== undefined && !existsSync(join(dataDir, 'PG_VERSION'))) {
+    await mkdir(dataDir, { recursive: true });
+    logger?.info({ dataDir }, 'creating the embedded database (first start)');
+    await promisify(execFile)(process.execPath, [INIT_SCRIPT, dataDir], { timeout: 120_000 });
+  }
+  const db = await PGlite.create({
+    ...(dataDir !== undefined && { dataDir }),
+    postgresqlconf: [`shared_buffers = '${options.sharedBuffers ?? '16MB'}'`],
+  });
   try {
     const store = await createPostgresJobStore(createPgliteSqlClient(db), { logger });
     logger?.info(

@@ -60,9 +60,16 @@ export const storageConfig = blobConfig.extend({
   /** Fully qualified, e.g. orch-prod.servicebus.windows.net, with DefaultAzureCredential. */
   SERVICEBUS_NAMESPACE: z.string().optional(),
   SERVICEBUS_CONNECTION_STRING: z.string().optional(),
-  /** Queue depth is read from the namespace at most this often (management calls are throttled). */
+  /** Where management (depth) requests go; Microsoft's emulator serves them on http://<host>:5300. */
+  SERVICEBUS_ADMINISTRATION_ENDPOINT: z.url().optional(),
+  /** Management reads behind queue depth (Service Bus, RabbitMQ's management API) are reused this long. */
   QUEUE_DEPTH_CACHE_MS: int(5_000),
   JOB_STORE: z.enum(['pglite', 'postgres']).optional(),
+  /** Embedded PostgreSQL's page cache, resident for the process's life (PostgreSQL's syntax: 16MB, 1GB). */
+  PGLITE_SHARED_BUFFERS: z
+    .string()
+    .regex(/^\d+(kB|MB|GB)$/, 'a size such as 16MB')
+    .default('16MB'),
   DATABASE_URL: z.string().default('postgres://postgres@127.0.0.1:5432/orchestrator'),
   /** Azure Database for PostgreSQL: the password is an Entra ID token from DefaultAzureCredential. */
   DATABASE_ENTRA_AUTH: flag(false),

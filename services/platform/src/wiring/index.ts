@@ -77,6 +77,7 @@ export async function createTransport(settings: StorageSettings, logger?: Logger
         ...(settings.RABBITMQ_MANAGEMENT_URL && { managementUrl: settings.RABBITMQ_MANAGEMENT_URL }),
         lockDurationInMs: settings.QUEUE_LOCK_DURATION_MS,
         maxDeliveryCount: settings.QUEUE_MAX_DELIVERY_COUNT,
+        depthCacheTtlInMs: settings.QUEUE_DEPTH_CACHE_MS,
         ...(logger && { logger: logger.child({ component: 'rabbitmq' }) }),
       });
     }
@@ -88,6 +89,9 @@ export async function createTransport(settings: StorageSettings, logger?: Logger
       return createServiceBusTransport({
         ...target,
         depthCacheTtlInMs: settings.QUEUE_DEPTH_CACHE_MS,
+        ...(settings.SERVICEBUS_ADMINISTRATION_ENDPOINT && {
+          administrationEndpoint: settings.SERVICEBUS_ADMINISTRATION_ENDPOINT,
+        }),
         ...(logger && { logger: logger.child({ component: 'service-bus' }) }),
       });
     }
@@ -98,7 +102,11 @@ export async function createJobStore(settings: StorageSettings, logger: Logger):
   switch (adaptersOf(settings).jobStore) {
     case 'pglite': {
       const { createPgliteJobStore } = await import('../postgres/index.ts');
-      return createPgliteJobStore({ dataDir: embeddedPaths(settings.DATA_DIR).database, logger });
+      return createPgliteJobStore({
+        dataDir: embeddedPaths(settings.DATA_DIR).database,
+        sharedBuffers: settings.PGLITE_SHARED_BUFFERS,
+        logger,
+      });
     }
     case 'postgres': {
       const { createPgServerJobStore } = await import('../postgres/index.ts');

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -30,6 +30,17 @@ describe('createPgliteJobStore', () => {
   afterAll(async () => {
     await rm(join(dataDir, '..', '..'), { recursive: true, force: true });
   });
+
+  it('given a new dataDir, then the database is created and runs with the configured shared_buffers', async () => {
+    const dir = join(dataDir, '..', 'sized');
+    const store = await createPgliteJobStore({ dataDir: dir, sharedBuffers: '24MB' });
+    await store.createJobs([job()]);
+    await store.close();
+
+    const conf = await readFile(join(dir, 'postgresql.conf'), 'utf8');
+    expect(conf).toMatch(/^shared_buffers = '24MB'$/m);
+    expect(await readFile(join(dir, 'PG_VERSION'), 'utf8')).toMatch(/^\d+/);
+  }, 60_000);
 
   it('when jobs are written to a dataDir and the store is reopened, then they read back unchanged', async () => {
     const jobs = Array.from({ length: 3 }, (_, i) => job({ rows: i }));
