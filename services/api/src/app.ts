@@ -4,8 +4,8 @@ import fastifyHelmet from '@fastify/helmet';
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import { NO_JOB_METRICS, OrchestratorError } from '@orch/core';
-import type { BlobStore, HandlerRegistry, JobStore, QueueTransport } from '@orch/core';
+import { DEFAULT_CLASSIFIER_OPTIONS, NO_JOB_METRICS, OrchestratorError } from '@orch/core';
+import type { BlobStore, ClassifierOptions, HandlerRegistry, JobStore, QueueTransport } from '@orch/core';
 import type { PrometheusMetrics } from '@orch/platform/metrics';
 import type { Logger } from '@orch/platform/runtime';
 import Fastify from 'fastify';
@@ -48,6 +48,11 @@ export interface ApiDeps {
 export interface ApiOptions {
   /** Attempts each new job gets, the first included. */
   maxAttempts: number;
+  /**
+   * The scheduler's classifier settings (same CLASSIFIER_* variables): the API labels
+   * `orch_jobs_submitted_total` with the pool each job will be routed to. @default the product's
+   */
+  classifier?: ClassifierOptions;
   /** Largest request body accepted; larger is a 413. @default 1048576 (1 MiB) */
   bodyLimitBytes?: number;
   /** How long an Idempotency-Key is remembered. @default 86400000 (24 h) */
@@ -167,21 +172,6 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions): Promise<Fast
 
   app.setErrorHandler((error, request, reply) => sendError(error, request, reply, errorOptions));
 
-  // Who is asking: every route but the public ones needs a valid key once keys are configured.
-  const principals = new WeakMap<FastifyRequest, Principal>();
-  const apiKeys = options.apiKeys ?? [];
-  const authenticate = apiKeys.length > 0 ? createAuthenticator(apiKeys) : () => ANONYMOUS_ADMIN;
-  const principalOf = (request: FastifyRequest): Principal => principals.get(request) ?? ANONYMOUS_ADMIN;
-  app.addHook('onRequest', (request, _reply, done) => {
-    if (request.routeOptions.config.public === true || request.routeOptions.url?.startsWith('/docs')) return done();
-    try {
-      principals.set(request, authenticate(request.headers.authorization));
-      done();
-    } catch (e) {
-      done(e as Error);
-    }
-  });
-
   await app.register(fastifyHelmet, {
     contentSecurityPolicy: CONTENT_SECURITY_POLICY,
     // The API is called cross-origin only where CORS_ORIGINS allows it.
@@ -196,6 +186,23 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions): Promise<Fast
       maxAge: 600,
     });
   }
+  // Who is asking: every route but the public ones needs a valid key once keys are configured.
+  // Registered after helmet and CORS, whose hooks must run first so a 401 carries their headers,
+  // and before the rate limiter, which counts per tenant.
+  const principals = new WeakMap<FastifyRequest, Principal>();
+  const apiKeys = options.apiKeys ?? [];
+  const authenticate = apiKeys.length > 0 ? createAuthenticator(apiKeys) : () => ANONYMOUS_ADMIN;
+  const principalOf = (request: FastifyRequest): Principal => principals.get(request) ?? ANONYMOUS_ADMIN;
+  app.addHook('onRequest', (request, _reply, done) => {
+    if (request.routeOptions.config.public === true || request.routeOptions.url?.startsWith('/docs')) return done();
+    try {
+      principals.set(request, authenticate(request.headers.authorization));
+      done();
+    } catch (e) {
+      done(e as Error);
+    }
+  });
+
   // Per tenant, so only with keys: without them the API is open on loopback only, where every
   // client (tests, the dashboard, a load generator) shares one address.
   const rateLimit = options.rateLimit;
@@ -255,6 +262,7 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions): Promise<Fast
     clock: deps.clock ?? (() => new Date()),
     newId: deps.newId ?? randomUUID,
     maxAttempts: options.maxAttempts,
+    classifier: options.classifier ?? DEFAULT_CLASSIFIER_OPTIONS,
     metrics: deps.metrics ?? NO_JOB_METRICS,
     principalOf,
     quota: createTenantQuota({ store: deps.store, maxLiveJobs: options.maxLiveJobsPerTenant ?? 0 }),
@@ -274,6 +282,7 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions): Promise<Fast
       }),
       ...(options.dashboard?.historyInMs !== undefined && { historyInMs: options.dashboard.historyInMs }),
     }),
+    principalOf,
   );
   return app;
 }

@@ -1,6 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { OrchestratorError, describeError } from '@orch/core';
-import { logConfig, parseConfig, retryConfig, storageConfig } from '@orch/platform/runtime';
+import {
+  classifierConfig,
+  logConfig,
+  parseConfig,
+  retryConfig,
+  storageConfig,
+  toClassifierOptions,
+} from '@orch/platform/runtime';
 import type { Logger } from '@orch/platform/runtime';
 import { z } from 'zod';
 import type { ApiOptions } from './app.ts';
@@ -8,9 +15,11 @@ import { parseApiKeys } from './auth.ts';
 
 /**
  * The API's environment. Shared keys reuse the platform's definitions, so an all-in-one entrypoint
- * can merge this schema with the other services' without conflicting rules.
+ * can merge this schema with the other services' without conflicting rules. The CLASSIFIER_* keys
+ * are the scheduler's: the API labels `orch_jobs_submitted_total` with the pool each job will be
+ * routed to, so both services must be given the same values.
  */
-export const apiConfigSchema = z.object({
+export const apiConfigSchema = classifierConfig.extend({
   /** @default 8000 */
   PORT: z.coerce.number().int().min(0).max(65535).default(8000),
   /** @default 127.0.0.1 (set 0.0.0.0 in a container) */
@@ -113,6 +122,7 @@ export async function loadApiOptions(
   }
   return {
     maxAttempts: config.JOB_MAX_ATTEMPTS,
+    classifier: toClassifierOptions(config),
     idempotencyTtlInMs: config.IDEMPOTENCY_TTL_MS,
     apiKeys,
     rateLimit: { max: config.RATE_LIMIT_MAX, windowInMs: config.RATE_LIMIT_WINDOW_MS },

@@ -32,6 +32,7 @@ export const STATUS_OF_CODE: Readonly<Partial<Record<ErrorCode, number>>> = Obje
   INVALID_TRANSITION: 409,
   CONFLICT: 409,
   IDEMPOTENCY_KEY_REUSED: 409,
+  IDEMPOTENCY_KEY_IN_USE: 409,
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
   RATE_LIMITED: 429,
@@ -39,6 +40,17 @@ export const STATUS_OF_CODE: Readonly<Partial<Record<ErrorCode, number>>> = Obje
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   DEPENDENCY_UNAVAILABLE: 503,
+});
+
+/**
+ * `Retry-After` (seconds) of errors a client should simply retry later. Over the live-job quota,
+ * room frees up as the tenant's jobs finish and the API re-reads the count every second: 5 s lets a
+ * few jobs finish without hammering. A key in use belongs to a request still being answered.
+ * (RATE_LIMITED gets its exact `Retry-After` from the rate limiter.)
+ */
+export const RETRY_AFTER_SECONDS_OF_CODE: Readonly<Partial<Record<ErrorCode, number>>> = Object.freeze({
+  QUOTA_EXCEEDED: 5,
+  IDEMPOTENCY_KEY_IN_USE: 1,
 });
 
 /** Codes of Fastify's (and its plugins') own 4xx errors, by status. */
@@ -67,6 +79,8 @@ const UNAVAILABLE: ErrorBody = Object.freeze({
 export interface ErrorResponse {
   statusCode: number;
   body: ErrorBody;
+  /** Sent as `Retry-After` when set. */
+  retryAfterInSeconds?: number;
 }
 
 export interface ErrorMappingOptions {
@@ -81,7 +95,8 @@ export function toErrorResponse(error: unknown, options: ErrorMappingOptions): E
     if (statusCode >= 500) return { statusCode: 500, body: INTERNAL };
     const body: ErrorBody = { code: error.code, message: error.message };
     if (error.details !== undefined) body.details = error.details;
-    return { statusCode, body };
+    const retryAfterInSeconds = RETRY_AFTER_SECONDS_OF_CODE[error.code];
+    return retryAfterInSeconds === undefined ? { statusCode, body } : { statusCode, body, retryAfterInSeconds };
   }
   if (!(error instanceof Error)) return { statusCode: 500, body: INTERNAL };
 
@@ -126,7 +141,8 @@ export function sendError(
   reply: FastifyReply,
   options: ErrorMappingOptions,
 ): FastifyReply {
-  const { statusCode, body } = toErrorResponse(error, options);
+  const { statusCode, body, retryAfterInSeconds } = toErrorResponse(error, options);
+  if (retryAfterInSeconds !== undefined) void reply.header('retry-after', String(retryAfterInSeconds));
   if (statusCode >= 500) {
     request.log.error({ err: error, statusCode, code: body.code }, 'request failed');
   } else {

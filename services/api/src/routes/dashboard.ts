@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import type { Principal } from '../auth.ts';
 import type { StatsSampler } from '../dashboard/sampler.ts';
 import { jsonResponse } from '../wire.ts';
 import { COMMON_ERRORS, errorResponses } from './shared.ts';
@@ -21,6 +23,8 @@ const ASSETS: Record<string, { file: string | URL; type: string }> = {
   '/dashboard/uplot.css': { file: require.resolve('uplot/dist/uPlot.min.css'), type: 'text/css; charset=utf-8' },
 };
 
+const TENANT_NULL = "Counts every tenant's jobs, so null for a tenant (non-admin) key.";
+
 const depthSchema = z.object({ active: z.number(), scheduled: z.number(), dead_letter: z.number() });
 const sampleSchema = z.object({
   at: z.number().describe('Epoch milliseconds.'),
@@ -28,9 +32,12 @@ const sampleSchema = z.object({
   workers: z
     .record(z.string(), z.object({ replicas: z.number(), concurrency: z.number(), in_flight: z.number() }))
     .describe('Per pool: worker replicas (processes or in-process consumers), their slots, jobs running.'),
-  succeeded_per_sec: z.number(),
-  failed_per_sec: z.number(),
-  dispatch_latency_ms: z.object({ p50: z.number(), p95: z.number() }).nullable(),
+  succeeded_per_sec: z.number().nullable().describe(TENANT_NULL),
+  failed_per_sec: z.number().nullable().describe(TENANT_NULL),
+  dispatch_latency_ms: z
+    .object({ p50: z.number(), p95: z.number() })
+    .nullable()
+    .describe(`Of the jobs started in the last 5 s; null when none started. ${TENANT_NULL}`),
 });
 const historySchema = z.object({ interval_ms: z.number(), samples: z.array(sampleSchema) });
 
@@ -38,7 +45,11 @@ const historySchema = z.object({ interval_ms: z.number(), samples: z.array(sampl
  * The dashboard (`GET /`, public files) and the bounded history it draws (`GET /stats/history`,
  * authenticated like every data route). The sampler runs while the app is open.
  */
-export function registerDashboardRoutes(app: ZodApp, sampler: StatsSampler): void {
+export function registerDashboardRoutes(
+  app: ZodApp,
+  sampler: StatsSampler,
+  principalOf: (request: FastifyRequest) => Principal,
+): void {
   for (const [url, { file, type }] of Object.entries(ASSETS)) {
     const body = readFileSync(file);
     app.get(url, { config: { public: true }, schema: { hide: true } }, (_request, reply) =>
@@ -54,7 +65,9 @@ export function registerDashboardRoutes(app: ZodApp, sampler: StatsSampler): voi
         summary: 'Dashboard history',
         description:
           'Samples kept by the API (one per interval, the last 15 minutes): queue depths, workers per pool, ' +
-          'jobs finished per second, dispatch latency. `since` (epoch ms) returns only newer samples.',
+          'jobs finished per second, dispatch latency. `since` (epoch ms) returns only newer samples. ' +
+          'Queue depths and workers are shared infrastructure, the same for every key; the job rates and ' +
+          'latency count every tenant’s jobs, so a tenant (non-admin) key gets null for them.',
         querystring: z.object({ since: z.coerce.number().int().min(0).optional() }),
         response: {
           200: jsonResponse(historySchema, 'Samples, oldest first.'),
@@ -62,27 +75,30 @@ export function registerDashboardRoutes(app: ZodApp, sampler: StatsSampler): voi
         },
       },
     },
-    (request) => ({
-      interval_ms: sampler.intervalInMs,
-      samples: sampler.history(request.query.since).map((s) => ({
-        at: s.at,
-        queues: Object.fromEntries(
-          Object.entries(s.queues).map(([q, d]) => [
-            q,
-            { active: d.active, scheduled: d.scheduled, dead_letter: d.deadLetter },
-          ]),
-        ),
-        workers: Object.fromEntries(
-          Object.entries(s.workers).map(([p, w]) => [
-            p,
-            { replicas: w.replicas, concurrency: w.concurrency, in_flight: w.inFlight },
-          ]),
-        ),
-        succeeded_per_sec: s.succeededPerSec,
-        failed_per_sec: s.failedPerSec,
-        dispatch_latency_ms: s.dispatchLatencyInMs,
-      })),
-    }),
+    (request) => {
+      const admin = principalOf(request).admin;
+      return {
+        interval_ms: sampler.intervalInMs,
+        samples: sampler.history(request.query.since).map((s) => ({
+          at: s.at,
+          queues: Object.fromEntries(
+            Object.entries(s.queues).map(([q, d]) => [
+              q,
+              { active: d.active, scheduled: d.scheduled, dead_letter: d.deadLetter },
+            ]),
+          ),
+          workers: Object.fromEntries(
+            Object.entries(s.workers).map(([p, w]) => [
+              p,
+              { replicas: w.replicas, concurrency: w.concurrency, in_flight: w.inFlight },
+            ]),
+          ),
+          succeeded_per_sec: admin ? s.succeededPerSec : null,
+          failed_per_sec: admin ? s.failedPerSec : null,
+          dispatch_latency_ms: admin ? s.dispatchLatencyInMs : null,
+        })),
+      };
+    },
   );
   app.addHook('onReady', async () => {
     sampler.start();

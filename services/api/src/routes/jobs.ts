@@ -1,4 +1,5 @@
 import {
+  classify,
   dispatchJobs,
   MAX_BATCH_SIZE,
   OrchestratorError,
@@ -12,7 +13,7 @@ import {
   resultKeyFor,
   transition,
 } from '@orch/core';
-import type { IdempotencyRecord, Job, JobSubmission, Priority } from '@orch/core';
+import type { IdempotencyRecord, Job, JobSubmission, PoolQueue, Priority } from '@orch/core';
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { idempotencyKeyOf, replayOf, requestHashOf } from '../idempotency.ts';
 import {
@@ -35,7 +36,12 @@ const CANCEL_ATTEMPTS = 5;
 
 const jobLocation = (id: string): string => `/jobs/${encodeURIComponent(id)}`;
 
-const IDEMPOTENCY_ERRORS = { 409: 'IDEMPOTENCY_KEY_REUSED: this Idempotency-Key was used with a different request.' };
+const IDEMPOTENCY_ERRORS = {
+  409:
+    'IDEMPOTENCY_KEY_REUSED: this Idempotency-Key was used with a different request; or ' +
+    'IDEMPOTENCY_KEY_IN_USE: another request with this key was being answered at the same moment (retry it; ' +
+    'see `Retry-After`).',
+};
 
 /** Set on a 202 that repeats an earlier answer for the same Idempotency-Key and request. */
 const REPLAYED_HEADER = 'idempotent-replayed';
@@ -90,12 +96,18 @@ export function registerJobRoutes(app: ZodApp, ctx: RouteContext): void {
       // Another request with this key won the race: answer as its replay.
       if (!idempotency || !isOrchestratorError(e) || e.code !== 'IDEMPOTENCY_KEY_IN_USE') throw e;
       const winner = await store.getIdempotencyRecord(idempotency.tenant, idempotency.key, now);
-      if (!winner) throw e;
+      // The winner's record cannot be read back (it expired meanwhile, or is not visible yet): a
+      // retry will find it, or find the key free.
+      if (!winner) {
+        throw new OrchestratorError(
+          'IDEMPOTENCY_KEY_IN_USE',
+          'another request with this Idempotency-Key was being answered at the same time; retry it',
+          { cause: e },
+        );
+      }
       return { ids: replayOf(winner, requestHash), replayed: true };
     }
-    const byPriority = new Map<Priority, number>();
-    for (const job of jobs) byPriority.set(job.priority, (byPriority.get(job.priority) ?? 0) + 1);
-    for (const [priority, count] of byPriority) ctx.metrics.jobsSubmitted(priority, count);
+    countSubmissions(jobs);
     const ids = jobs.map((job) => job.id);
     // Message ids follow core's convention, so a broker with duplicate detection drops a
     // reconciler's re-send of a message that did go out. Urgent and high jobs take the ingest
@@ -116,6 +128,18 @@ export function registerJobRoutes(app: ZodApp, ctx: RouteContext): void {
       log.warn({ err: e, jobIds: ids }, 'published jobs not marked dispatched');
     }
     return { ids, replayed: false };
+  }
+
+  /** Counts accepted jobs by the pool the scheduler's classifier (a pure function) will pick, and priority. */
+  function countSubmissions(jobs: readonly Job[]): void {
+    const counts = new Map<string, { queue: PoolQueue; priority: Priority; count: number }>();
+    for (const job of jobs) {
+      const queue = classify(job, ctx.classifier).queue;
+      const entry = counts.get(`${queue}/${job.priority}`) ?? { queue, priority: job.priority, count: 0 };
+      entry.count += 1;
+      counts.set(`${queue}/${job.priority}`, entry);
+    }
+    for (const { queue, priority, count } of counts.values()) ctx.metrics.jobsSubmitted(priority, count, queue);
   }
 
   /** The job, if the request may see it: another tenant's job does not exist for a non-admin key. */

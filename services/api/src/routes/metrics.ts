@@ -1,8 +1,9 @@
-import { OrchestratorError, PHYSICAL_QUEUES } from '@orch/core';
+import { PHYSICAL_QUEUES } from '@orch/core';
 import type { QueueTransport } from '@orch/core';
 import type { PrometheusMetrics } from '@orch/platform/metrics';
 import type { FastifyRequest } from 'fastify';
 import type { Principal } from '../auth.ts';
+import { requireAdmin } from './shared.ts';
 import type { ZodApp } from './shared.ts';
 
 /**
@@ -34,14 +35,14 @@ export function registerMetricsRoutes(
         tags: ['operations'],
         summary: 'Prometheus metrics',
         description:
-          'Jobs submitted by priority, queue depth by queue and kind, HTTP requests and process metrics, ' +
-          'in the Prometheus text format. In embedded mode this also holds every in-process service’s job metrics.',
+          'Jobs submitted by the pool the classifier will route them to and priority, queue depth by queue and ' +
+          'kind, HTTP requests and process metrics, in the Prometheus text format. In embedded mode this also ' +
+          'holds every in-process service’s job metrics (routed, completed, failed, retried, durations). ' +
+          'Admin keys only (403 FORBIDDEN for a tenant key).',
       },
     },
     async (request, reply) => {
-      if (!principalOf(request).admin) {
-        throw new OrchestratorError('FORBIDDEN', 'metrics are for operators: use an admin API key');
-      }
+      requireAdmin(principalOf(request), 'metrics are for operators');
       const { contentType, body } = await metrics.expose();
       return reply.header('content-type', contentType).header('cache-control', 'no-store').send(body);
     },

@@ -9,7 +9,7 @@ import {
   toDepthView,
 } from '../wire.ts';
 import type { DepthView } from '../wire.ts';
-import { COMMON_ERRORS, errorResponses } from './shared.ts';
+import { COMMON_ERRORS, errorResponses, requireAdmin } from './shared.ts';
 import type { RouteContext, ZodApp } from './shared.ts';
 
 /** A readiness probe must answer even when a dependency hangs. */
@@ -56,7 +56,9 @@ export function registerOpsRoutes(app: ZodApp, ctx: RouteContext): void {
         tags: ['operations'],
         summary: 'Queue depths',
         description:
-          'Active, scheduled and dead-lettered messages of the ingest queue and of each pool, each summed over its lanes.',
+          'Active, scheduled and dead-lettered messages of the ingest queue and of each pool, each summed over its lanes. ' +
+          'The queues are shared infrastructure: every key sees the same system-wide depths (messages of all tenants), ' +
+          'never any job.',
         response: { 200: jsonResponse(queuesStatusSchema, 'Depth of every queue.'), ...errorResponses(COMMON_ERRORS) },
       },
     },
@@ -83,11 +85,21 @@ export function registerOpsRoutes(app: ZodApp, ctx: RouteContext): void {
       schema: {
         tags: ['operations'],
         summary: 'Job counts by status',
-        description: 'How many jobs are in each status right now (one grouped count in the job store).',
-        response: { 200: jsonResponse(jobStatsSchema, 'Counts of every status.'), ...errorResponses(COMMON_ERRORS) },
+        description:
+          "How many jobs are in each status right now, every tenant's (one grouped count in the job store). " +
+          'Admin keys only: a tenant key is 403 FORBIDDEN, and lists its own jobs with `GET /jobs?status=`.',
+        response: {
+          200: jsonResponse(jobStatsSchema, 'Counts of every status.'),
+          ...errorResponses([403, ...COMMON_ERRORS], {
+            403: 'FORBIDDEN: a tenant key; these counts cover every tenant.',
+          }),
+        },
       },
     },
-    async () => ({ jobs: await store.countByState() }),
+    async (request) => {
+      requireAdmin(ctx.principalOf(request), 'job counts by status cover every tenant');
+      return { jobs: await store.countByState() };
+    },
   );
 
   app.get(

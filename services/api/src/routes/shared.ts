@@ -1,4 +1,6 @@
-import type { BlobStore, HandlerRegistry, JobMetrics, JobStore, QueueTransport } from '@orch/core';
+import { OrchestratorError } from '@orch/core';
+import type { BlobStore, ClassifierOptions, HandlerRegistry, JobStore, QueueTransport } from '@orch/core';
+import type { PrometheusMetrics } from '@orch/platform/metrics';
 import type {
   FastifyBaseLogger,
   FastifyInstance,
@@ -31,7 +33,9 @@ export interface RouteContext {
   clock: () => Date;
   newId: () => string;
   maxAttempts: number;
-  metrics: JobMetrics;
+  /** Labels submissions with the pool the scheduler will choose; the scheduler's settings. */
+  classifier: ClassifierOptions;
+  metrics: Pick<PrometheusMetrics, 'jobsSubmitted'>;
   /** Who a request acts for: its key's tenant, and whether it may see every tenant's jobs. */
   principalOf: (request: FastifyRequest) => Principal;
   /** The quota on each tenant's live jobs. */
@@ -48,7 +52,9 @@ const ERROR_DESCRIPTIONS: Readonly<Record<number, string>> = {
   409: 'The job is not in a state that allows this.',
   413: 'PAYLOAD_TOO_LARGE: the body is over the size limit.',
   415: 'UNSUPPORTED_MEDIA_TYPE: the body must be application/json.',
-  429: 'RATE_LIMITED (too many requests; see `Retry-After`) or QUOTA_EXCEEDED (too many live jobs).',
+  429:
+    'RATE_LIMITED (too many requests; see `Retry-After`) or QUOTA_EXCEEDED (too many live jobs; ' +
+    '`Retry-After: 5`, by when some may have finished).',
   500: 'INTERNAL: an unexpected failure (details are logged, never returned).',
   503: 'DEPENDENCY_UNAVAILABLE: the job store or the queue cannot be reached; try again later.',
 };
@@ -73,3 +79,8 @@ export function errorResponses(
 export const COMMON_ERRORS = [401, 429, 500, 503] as const;
 /** Errors of any route that reads a JSON body. */
 export const BODY_ERRORS = [400, 413, 415] as const;
+
+/** Throws `FORBIDDEN` unless the request acts with an admin key; `what` says why the route needs one. */
+export function requireAdmin(principal: Principal, what: string): void {
+  if (!principal.admin) throw new OrchestratorError('FORBIDDEN', `${what}: use an admin API key`);
+}

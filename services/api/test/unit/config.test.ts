@@ -1,7 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { isOrchestratorError } from '@orch/core';
-import { apiConfigSchema, loadApiConfig } from '../../src/index.ts';
+import { apiConfigSchema, loadApiConfig, loadApiOptions } from '../../src/index.ts';
+import { silentLogger } from './support.ts';
+
+/** The scheduler's classifier settings, which the API reads too (to label its submission metric). */
+const CLASSIFIER_DEFAULTS = {
+  CLASSIFIER_ROWS_DIVISOR: 1_000_000,
+  CLASSIFIER_RUNTIME_DIVISOR: 10,
+  CLASSIFIER_SPARK_THRESHOLD: 10,
+  CLASSIFIER_ML_THRESHOLD: 4,
+  CLASSIFIER_MULTIPLIER_LOW: 1,
+  CLASSIFIER_MULTIPLIER_NORMAL: 1,
+  CLASSIFIER_MULTIPLIER_HIGH: 1.5,
+  CLASSIFIER_MULTIPLIER_URGENT: 1.5,
+};
 
 describe('loadApiConfig', () => {
   it('applies the defaults', () => {
@@ -17,6 +30,7 @@ describe('loadApiConfig', () => {
       TENANT_MAX_LIVE_JOBS: 100_000,
       REQUEST_TIMEOUT_MS: 30_000,
       CORS_ORIGINS: [],
+      ...CLASSIFIER_DEFAULTS,
     });
   });
 
@@ -40,6 +54,7 @@ describe('loadApiConfig', () => {
       TENANT_MAX_LIVE_JOBS: 100_000,
       REQUEST_TIMEOUT_MS: 30_000,
       CORS_ORIGINS: [],
+      ...CLASSIFIER_DEFAULTS,
     });
     expect(Object.isFrozen(config)).toBe(true);
   });
@@ -83,7 +98,22 @@ describe('loadApiConfig', () => {
       TENANT_MAX_LIVE_JOBS: 100_000,
       REQUEST_TIMEOUT_MS: 30_000,
       CORS_ORIGINS: [],
+      ...CLASSIFIER_DEFAULTS,
       OTHER: 'x',
+    });
+  });
+});
+
+describe('loadApiOptions', () => {
+  it("passes the scheduler's CLASSIFIER_* settings on, so submissions are labelled with the pool it will pick", async () => {
+    const options = await loadApiOptions(
+      loadApiConfig({ CLASSIFIER_ML_THRESHOLD: '2', CLASSIFIER_MULTIPLIER_URGENT: '3' }),
+      { mode: 'embedded', logger: silentLogger },
+    );
+    expect(options.classifier).toMatchObject({
+      mlThreshold: 2,
+      sparkThreshold: 10,
+      priorityMultipliers: { low: 1, normal: 1, high: 1.5, urgent: 3 },
     });
   });
 });

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBackends, createTestApp } from './support.ts';
+import { OrchestratorError } from '@orch/core';
+import { createBackends, createTestApp, withOverrides } from './support.ts';
 import type { Backends, TestApp } from './support.ts';
 
 describe('Idempotency-Key on submissions', () => {
@@ -87,6 +88,34 @@ describe('Idempotency-Key on submissions', () => {
     expect(responses.map((r) => r.statusCode)).toStrictEqual(Array(8).fill(202));
     expect(new Set(responses.map((r) => r.json<{ job_id: string }>().job_id)).size).toBe(1);
     expect(await total()).toBe(before + 1);
+  });
+
+  it('given the key is taken by a request whose record cannot be read back, then 409 IDEMPOTENCY_KEY_IN_USE with Retry-After, and nothing is created', async () => {
+    // The store says another request holds the key, yet its record is gone (it expired in between).
+    const store = withOverrides(backends.store, {
+      createJobs: () =>
+        Promise.reject(new OrchestratorError('IDEMPOTENCY_KEY_IN_USE', 'the idempotency key is already in use')),
+      getIdempotencyRecord: () => Promise.resolve(undefined),
+    });
+    const racing = await createTestApp({ store, blobs: backends.blobs });
+    try {
+      const before = await total();
+      const response = await racing.app.inject({
+        method: 'POST',
+        url: '/jobs',
+        payload: { rows: 7 },
+        headers: { 'idempotency-key': newKey() },
+      });
+
+      expect(response.statusCode).toBe(409);
+      const body = response.json<{ code: string; message: string }>();
+      expect(body.code).toBe('IDEMPOTENCY_KEY_IN_USE');
+      expect(body.message).toContain('retry');
+      expect(response.headers['retry-after']).toBe('1');
+      expect(await total()).toBe(before);
+    } finally {
+      await racing.close();
+    }
   });
 
   it('given the key has expired, then the same key creates a new job', async () => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PHYSICAL_QUEUES } from '@orch/core';
+import { DEFAULT_CLASSIFIER_OPTIONS, PHYSICAL_QUEUES } from '@orch/core';
 import { createPrometheusMetrics } from '@orch/platform/metrics';
 import { parsePrometheusText, sampleValue, sumSamples } from '@orch/platform/testing';
 import { createBackends, createTestApp } from './support.ts';
@@ -27,21 +27,52 @@ describe('GET /metrics', () => {
     return parsePrometheusText(response.body);
   };
 
-  it('given jobs are submitted, when scraped, then the submission counters move by priority', async () => {
+  it('given jobs are submitted, when scraped, then the submission counters move by the queue the classifier will pick and priority', async () => {
     const before = await scrape();
-    const submittedBefore = (priority: string) =>
-      sumSamples(before, 'orch_jobs_submitted_total', { service: 'api', priority });
+    const submittedBefore = (queue: string, priority: string) =>
+      sumSamples(before, 'orch_jobs_submitted_total', { service: 'api', queue, priority });
 
-    await test.app.inject({ method: 'POST', url: '/jobs', payload: { priority: 'urgent' } });
+    await test.app.inject({ method: 'POST', url: '/jobs', payload: { priority: 'urgent', latency_sensitive: true } });
     await test.app.inject({
       method: 'POST',
       url: '/jobs/batch',
-      payload: { jobs: [{ priority: 'low' }, { priority: 'low' }, { priority: 'urgent' }] },
+      // cost 1.001 → batch-jobs; cost 5.0 → ml-jobs; cost 10.5 → spark-jobs; ×1.5 for urgent: 7.5 → ml-jobs.
+      payload: {
+        jobs: [
+          { priority: 'low', rows: 1_000, estimated_runtime_sec: 10 },
+          { priority: 'low', rows: 0, estimated_runtime_sec: 50 },
+          { priority: 'low', rows: 500_000, estimated_runtime_sec: 100 },
+          { priority: 'urgent', rows: 0, estimated_runtime_sec: 50 },
+          { priority: 'low', rows: 2_000, estimated_runtime_sec: 5 },
+        ],
+      },
     });
 
     const after = await scrape();
-    expect(sampleValue(after, 'orch_jobs_submitted_total', { priority: 'urgent' }) - submittedBefore('urgent')).toBe(2);
-    expect(sampleValue(after, 'orch_jobs_submitted_total', { priority: 'low' }) - submittedBefore('low')).toBe(2);
+    const moved = (queue: string, priority: string) =>
+      sampleValue(after, 'orch_jobs_submitted_total', { queue, priority }) - submittedBefore(queue, priority);
+    expect(moved('actor-jobs', 'urgent')).toBe(1);
+    expect(moved('batch-jobs', 'low')).toBe(2);
+    expect(moved('ml-jobs', 'low')).toBe(1);
+    expect(moved('spark-jobs', 'low')).toBe(1);
+    expect(moved('ml-jobs', 'urgent')).toBe(1);
+  });
+
+  it('given the classifier is configured, then submissions are labelled with the pool it will pick', async () => {
+    const tuned = await createTestApp(
+      backends,
+      { metrics: createPrometheusMetrics({ service: 'api', defaultMetrics: false }) },
+      { classifier: { ...DEFAULT_CLASSIFIER_OPTIONS, mlThreshold: 0.5 } },
+    );
+    try {
+      await tuned.app.inject({ method: 'POST', url: '/jobs', payload: { rows: 1_000, estimated_runtime_sec: 10 } });
+      const samples = parsePrometheusText((await tuned.app.inject({ method: 'GET', url: '/metrics' })).body);
+      // cost 1.001 is over the lowered ml threshold: ml-jobs, where the default would say batch-jobs.
+      expect(sampleValue(samples, 'orch_jobs_submitted_total', { queue: 'ml-jobs', priority: 'normal' })).toBe(1);
+      expect(sumSamples(samples, 'orch_jobs_submitted_total', { queue: 'batch-jobs' })).toBe(0);
+    } finally {
+      await tuned.close();
+    }
   });
 
   it('given requests were answered, when scraped, then they are counted by route pattern and status, not raw URL', async () => {

@@ -119,6 +119,56 @@ describe('API keys and tenants', () => {
     });
   });
 
+  it('given two tenants, then job counts across tenants are for admins: /stats is 403 for a tenant, and /stats/history hides the job rates', async () => {
+    await withApp({ apiKeys: keys, dashboard: { sampleIntervalInMs: 60_000 } }, async (app) => {
+      for (const key of [acme.key, acme.key, globex.key])
+        expect((await submit(app, key, { rows: 3 })).statusCode).toBe(202);
+
+      for (const key of [acme.key, globex.key]) {
+        const stats = await app.inject({ method: 'GET', url: '/stats', headers: as(key) });
+        expect(stats.statusCode).toBe(403);
+        expect(codeOf(stats)).toBe('FORBIDDEN');
+      }
+      const all = await app.inject({ method: 'GET', url: '/stats', headers: as(ops.key) });
+      expect(all.statusCode).toBe(200);
+      expect(all.json<{ jobs: { submitted: number } }>().jobs.submitted).toBeGreaterThanOrEqual(3);
+
+      type History = {
+        samples: {
+          succeeded_per_sec: unknown;
+          failed_per_sec: unknown;
+          dispatch_latency_ms: unknown;
+          queues: unknown;
+        }[];
+      };
+      const historyOf = async (key: string) => {
+        const response = await app.inject({ method: 'GET', url: '/stats/history', headers: as(key) });
+        expect(response.statusCode).toBe(200);
+        return response.json<History>().samples;
+      };
+      const [tenantSamples, adminSamples] = [await historyOf(acme.key), await historyOf(ops.key)];
+      expect(tenantSamples.length).toBeGreaterThan(0);
+      for (const sample of tenantSamples) {
+        expect(sample).toMatchObject({ succeeded_per_sec: null, failed_per_sec: null, dispatch_latency_ms: null });
+      }
+      expect(adminSamples.every((sample) => typeof sample.succeeded_per_sec === 'number')).toBe(true);
+      // Queue depths are shared infrastructure: the same figures for every key.
+      expect(tenantSamples.map((sample) => sample.queues)).toEqual(adminSamples.map((sample) => sample.queues));
+      const depths = await Promise.all(
+        [acme.key, globex.key, ops.key].map(async (key) =>
+          (await app.inject({ method: 'GET', url: '/queues/status', headers: as(key) })).json<unknown>(),
+        ),
+      );
+      expect(depths[0]).toEqual(depths[2]);
+      expect(depths[1]).toEqual(depths[2]);
+      const openapi = (await app.inject({ method: 'GET', url: '/openapi.json' })).json<{
+        paths: Record<string, { get?: { description?: string } }>;
+      }>();
+      expect(openapi.paths['/queues/status']?.get?.description).toContain('shared infrastructure');
+      expect(openapi.paths['/stats']?.get?.description).toContain('Admin keys only');
+    });
+  });
+
   it('given keys, then /metrics needs an admin key (403 FORBIDDEN for a tenant key)', async () => {
     const { createPrometheusMetrics } = await import('@orch/platform/metrics');
     const test = await createTestApp(
@@ -142,7 +192,7 @@ describe('API keys and tenants', () => {
 describe('abuse limits', () => {
   it('given a rate limit, when a tenant exceeds it, then 429 RATE_LIMITED with Retry-After, and other tenants are unaffected', async () => {
     await withApp({ apiKeys: keys, rateLimit: { max: 3, windowInMs: 60_000 } }, async (app) => {
-      const get = (key: string) => app.inject({ method: 'GET', url: '/stats', headers: as(key) });
+      const get = (key: string) => app.inject({ method: 'GET', url: '/jobs?limit=1', headers: as(key) });
       for (let i = 0; i < 3; i++) expect((await get(acme.key)).statusCode).toBe(200);
       const limited = await get(acme.key);
       expect(limited.statusCode).toBe(429);
@@ -164,6 +214,7 @@ describe('abuse limits', () => {
           const tooMany = await submit(q, tenant.key, { jobs: [{}, {}] }, '/jobs/batch');
           expect(tooMany.statusCode).toBe(429);
           expect(codeOf(tooMany)).toBe('QUOTA_EXCEEDED');
+          expect(tooMany.headers['retry-after']).toBe('5');
           expect((await submit(q, tenant.key)).statusCode).toBe(202);
           expect((await submit(q, tenant.key)).statusCode).toBe(429);
           const listed = await q.inject({ method: 'GET', url: '/jobs?limit=500', headers: as(tenant.key) });
@@ -189,6 +240,31 @@ describe('abuse limits', () => {
       expect(allowed.headers['access-control-allow-origin']).toBe('https://ops.example');
       const other = await app.inject({ method: 'GET', url: '/stats', headers: { origin: 'https://evil.example' } });
       expect(other.headers['access-control-allow-origin']).toBeUndefined();
+    });
+  });
+
+  it('given keys, then a 401 still carries the security headers, and a CORS preflight is answered without a key', async () => {
+    await withApp({ apiKeys: keys, corsOrigins: ['https://ops.example'] }, async (app) => {
+      const refused = await app.inject({ method: 'GET', url: '/jobs', headers: { origin: 'https://ops.example' } });
+      expect(refused.statusCode).toBe(401);
+      expect(refused.headers['x-content-type-options']).toBe('nosniff');
+      expect(String(refused.headers['content-security-policy'])).toContain("frame-ancestors 'none'");
+      expect(refused.headers['strict-transport-security']).toBeDefined();
+      // A browser can read why it was refused.
+      expect(refused.headers['access-control-allow-origin']).toBe('https://ops.example');
+
+      const preflight = await app.inject({
+        method: 'OPTIONS',
+        url: '/jobs',
+        headers: {
+          origin: 'https://ops.example',
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'authorization, content-type',
+        },
+      });
+      expect(preflight.statusCode).toBe(204);
+      expect(preflight.headers['access-control-allow-origin']).toBe('https://ops.example');
+      expect(String(preflight.headers['access-control-allow-headers'])).toContain('authorization');
     });
   });
 

@@ -16,6 +16,14 @@ export interface QueueDepthReading {
 
 export interface PrometheusMetrics extends JobMetrics {
   readonly registry: Registry;
+  /**
+   * Jobs accepted by the API, by priority and by `queue`: the pool the scheduler's classifier will
+   * route them to. The API runs the same pure classifier with the same CLASSIFIER_* settings, so the
+   * label agrees with `orch_jobs_routed_total` unless the two services are configured differently.
+   * Without `queue` (a caller of the plain `JobMetrics` port, which does not know the pool) the
+   * series has an empty `queue` label, which Prometheus treats as none.
+   */
+  jobsSubmitted(priority: Priority, count: number, queue?: PoolQueue): void;
   /** Instruments one HTTP request; `route` is the route pattern (`/jobs/:id`), never the raw URL. */
   httpRequestFinished(method: string, route: string, status: number, durationInMs: number): void;
   /**
@@ -43,8 +51,8 @@ export function createPrometheusMetrics(options: PrometheusMetricsOptions): Prom
 
   const submitted = new Counter({
     name: 'orch_jobs_submitted_total',
-    help: 'Jobs accepted by the API, by priority.',
-    labelNames: ['priority'] as const,
+    help: 'Jobs accepted by the API, by the pool queue the classifier will route them to and priority.',
+    labelNames: ['queue', 'priority'] as const,
     registers,
   });
   const routed = new Counter({
@@ -115,8 +123,8 @@ export function createPrometheusMetrics(options: PrometheusMetricsOptions): Prom
 
   return {
     registry,
-    jobsSubmitted(priority: Priority, count: number) {
-      submitted.inc({ priority }, count);
+    jobsSubmitted(priority: Priority, count: number, queue?: PoolQueue) {
+      submitted.inc({ queue: queue ?? '', priority }, count);
     },
     jobRouted(queue: PoolQueue, priority: Priority) {
       routed.inc({ queue, priority });
