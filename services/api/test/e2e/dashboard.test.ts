@@ -1,6 +1,6 @@
 /// <reference lib="dom" />
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
@@ -81,8 +81,15 @@ describe.skipIf(!haveChromium && process.env.CI !== 'true')('dashboard in headle
 
     const page = await browser.newPage({ viewport: { width: 1400, height: 1300 } });
     const problems: string[] = [];
+    // The one request this test makes fail (below) is logged by Chromium itself; anything else is a problem.
+    const failing: { url?: string } = {};
     page.on('console', (message) => {
-      if (message.type() === 'error') problems.push(`console: ${message.text()}`);
+      if (message.type() !== 'error') return;
+      const expected =
+        failing.url !== undefined &&
+        message.text().startsWith('Failed to load resource') &&
+        message.location().url === failing.url;
+      if (!expected) problems.push(`console: ${message.text()}`);
     });
     page.on('pageerror', (error) => problems.push(`page: ${error.message}`));
 
@@ -113,16 +120,30 @@ describe.skipIf(!haveChromium && process.env.CI !== 'true')('dashboard in headle
     );
     expect(listed).toEqual(expect.arrayContaining(ids));
 
-    // A filter narrows the table.
+    // A filter narrows the table: to rows (not none), every one of them an actor job, all of ours there.
+    const actorIds = ids.filter((_, i) => i % 4 === 0);
     await page.selectOption('select[name="queue"]', 'actor-jobs');
     await page.waitForFunction(
-      () =>
-        [...document.querySelectorAll('#jobs-table tbody tr td:nth-child(3)')].every(
-          (td) => td.textContent === 'actor-jobs',
-        ),
-      undefined,
-      { timeout: 10_000 },
+      (expected) => {
+        const rows = [...document.querySelectorAll<HTMLElement>('#jobs-table tbody tr')];
+        return (
+          rows.length >= expected.length &&
+          rows.every((tr) => tr.querySelector('td:nth-child(3)')?.textContent === 'actor-jobs') &&
+          expected.every((id) => rows.some((tr) => tr.dataset.jobId === id))
+        );
+      },
+      actorIds,
+      { timeout: 30_000 },
     );
+    const filtered = await page.evaluate(() =>
+      [...document.querySelectorAll<HTMLElement>('#jobs-table tbody tr')].map((tr) => ({
+        id: tr.dataset.jobId,
+        queue: tr.querySelector('td:nth-child(3)')?.textContent,
+      })),
+    );
+    expect(filtered.length).toBeGreaterThanOrEqual(actorIds.length);
+    expect(filtered.every((row) => row.queue === 'actor-jobs')).toBe(true);
+    expect(filtered.map((row) => row.id)).toEqual(expect.arrayContaining(actorIds));
     await page.selectOption('select[name="queue"]', '');
 
     // A job view: wait for the job to succeed, open it, see its timeline and its result.
@@ -148,6 +169,27 @@ describe.skipIf(!haveChromium && process.env.CI !== 'true')('dashboard in headle
     await page.locator('#job-result-button').click();
     await page.waitForSelector('#job-result:not([hidden])');
     expect(JSON.parse((await page.locator('#job-result').textContent()) ?? '')).toMatchObject({ count: 1_000 });
+
+    // The download link fetches the result with the key (a plain link would be a 401).
+    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#job-result-link').click()]);
+    expect(download.suggestedFilename()).toBe(`${id}.json`);
+    const saved = await download.path();
+    expect(JSON.parse(await readFile(saved, 'utf8'))).toMatchObject({ count: 1_000 });
+
+    // A job that cannot be loaded says so in the page, instead of an unhandled rejection.
+    const broken = ids[1]!;
+    failing.url = `${system.url}/jobs/${broken}`;
+    await page.route(failing.url, (route) =>
+      route.fulfill({
+        status: 503,
+        contentType: 'application/json',
+        body: JSON.stringify({ code: 'DEPENDENCY_UNAVAILABLE', message: 'try again later' }),
+      }),
+    );
+    await page.locator(`#jobs-table tbody tr[data-job-id="${broken}"]`).click();
+    await page.waitForSelector('#job-problem:not([hidden])');
+    expect(await page.locator('#job-problem').textContent()).toContain('503 DEPENDENCY_UNAVAILABLE try again later');
+    await page.unroute(failing.url);
 
     await mkdir(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard.png'), fullPage: true });

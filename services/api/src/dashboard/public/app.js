@@ -3,6 +3,7 @@
 // With API keys on, open the page as /#key=<key> once (the key stays in this browser's
 // localStorage and never travels in a URL the server sees), or paste it in the form.
 'use strict';
+/* global URL, Blob, setTimeout -- browser globals beyond the ones eslint.config.js lists */
 
 const POLL_MS = 1000;
 const JOBS_POLL_MS = 2000;
@@ -33,6 +34,7 @@ const state = (window.__dashboard = { samples: [], jobs: [], charts: {}, selecte
 
 class Unauthorized extends Error {}
 
+/** GETs `path` with the API key (if any) and returns its JSON; throws with the API's code and message. */
 async function api(path) {
   const key = localStorage.getItem('orch-api-key');
   const response = await fetch(path, { headers: key ? { authorization: `Bearer ${key}` } : {} });
@@ -145,8 +147,9 @@ function draw() {
   const dead = QUEUES.reduce((n, q) => n + (last.queues[q]?.dead_letter ?? 0), 0);
   const tiles = [
     [queued, 'messages waiting'],
-    [last.succeeded_per_sec, 'succeeded / s'],
-    [last.failed_per_sec, 'failed / s'],
+    // A tenant key gets null rates: they count every tenant's jobs.
+    [last.succeeded_per_sec ?? '—', 'succeeded / s'],
+    [last.failed_per_sec ?? '—', 'failed / s'],
     [last.dispatch_latency_ms ? `${Math.round(last.dispatch_latency_ms.p95)} ms` : '—', 'dispatch p95'],
     [dead, 'dead letters'],
   ];
@@ -191,12 +194,17 @@ function cell(text, className) {
   return td;
 }
 
+/** Bumped by every refresh of the table: an answer to an older one (e.g. from before a filter changed) is dropped. */
+let jobsRequest = 0;
+
 async function refreshJobs() {
   const filters = new FormData(document.getElementById('filters'));
   const query = new URLSearchParams({ limit: '50' });
   for (const name of ['status', 'queue']) if (filters.get(name)) query.set(name, filters.get(name));
+  const request = ++jobsRequest;
   try {
     const page = await api(`/jobs?${query}`);
+    if (request !== jobsRequest) return;
     state.jobs = page.jobs;
     const rows = page.jobs.map((job) => {
       const tr = document.createElement('tr');
@@ -211,7 +219,7 @@ async function refreshJobs() {
         cell(String(job.attempts)),
         cell(age(job.created_at)),
       );
-      tr.addEventListener('click', () => void showJob(job.job_id));
+      tr.addEventListener('click', () => void openJob(job.job_id));
       return tr;
     });
     document.querySelector('#jobs-table tbody').replaceChildren(...rows);
@@ -220,11 +228,39 @@ async function refreshJobs() {
   }
 }
 
+/** Shows a job, or why it cannot be shown; never rejects. */
+function openJob(id) {
+  return showJob(id).catch((e) => {
+    if (e instanceof Unauthorized) askForKey();
+    showJobProblem('load', `could not load job ${id}: ${e.message}`);
+  });
+}
+
+/**
+ * A failure in the job view, in the page rather than the console: `load` (the job itself, cleared
+ * once it loads) or `result` (cleared by the next try).
+ */
+function showJobProblem(kind, text) {
+  document.getElementById('job-view').hidden = false;
+  const problem = document.getElementById('job-problem');
+  problem.textContent = text;
+  problem.dataset.kind = kind;
+  problem.hidden = false;
+}
+
+function clearJobProblem(kind) {
+  const problem = document.getElementById('job-problem');
+  if (kind === undefined || problem.dataset.kind === kind) problem.hidden = true;
+}
+
 async function showJob(id) {
+  if (state.selected !== id) clearJobProblem();
   state.selected = id;
   for (const tr of document.querySelectorAll('#jobs-table tbody tr'))
     tr.classList.toggle('selected', tr.dataset.jobId === id);
   const job = await api(`/jobs/${encodeURIComponent(id)}`);
+  if (state.selected !== id) return;
+  clearJobProblem('load');
   const view = document.getElementById('job-view');
   view.hidden = false;
   document.getElementById('job-id').textContent = job.job_id;
@@ -267,14 +303,41 @@ async function showJob(id) {
   const button = document.getElementById('job-result-button');
   const link = document.getElementById('job-result-link');
   const pre = document.getElementById('job-result');
-  pre.hidden = true;
+  if (pre.dataset.jobId !== job.job_id) pre.hidden = true;
   button.hidden = !job.result_url;
-  link.textContent = job.result_url ?? '';
-  link.href = job.result_url ?? '#';
-  button.onclick = async () => {
-    pre.textContent = JSON.stringify(await api(job.result_url), null, 2);
-    pre.hidden = false;
+  link.hidden = !job.result_url;
+  // The result needs the API key, which a plain link cannot send: both fetch it with the key.
+  button.onclick = () =>
+    void withResult(job, (result) => {
+      pre.textContent = JSON.stringify(result, null, 2);
+      pre.dataset.jobId = job.job_id;
+      pre.hidden = false;
+    });
+  link.onclick = (event) => {
+    event.preventDefault();
+    void withResult(job, (result) => download(`${job.job_id}.json`, JSON.stringify(result, null, 2)));
   };
+}
+
+/** Fetches the job's result (with the key) and hands it to `use`; a failure is shown in the job view. */
+async function withResult(job, use) {
+  clearJobProblem('result');
+  try {
+    use(await api(job.result_url));
+  } catch (e) {
+    if (e instanceof Unauthorized) askForKey();
+    showJobProblem('result', `could not load the result of job ${job.job_id}: ${e.message}`);
+  }
+}
+
+/** Saves `text` as a file: the browser's download of an in-memory blob (no second request, no key in a URL). */
+function download(name, text) {
+  const url = URL.createObjectURL(new Blob([text], { type: 'application/json' }));
+  const a = Object.assign(document.createElement('a'), { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
 document.getElementById('filters').addEventListener('change', () => void refreshJobs());
@@ -286,7 +349,7 @@ function start() {
   setInterval(() => void refresh(), POLL_MS);
   setInterval(() => {
     void refreshJobs();
-    if (state.selected) void showJob(state.selected).catch(() => undefined);
+    if (state.selected) void openJob(state.selected);
   }, JOBS_POLL_MS);
   state.ready = true;
 }
