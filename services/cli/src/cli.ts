@@ -17,6 +17,7 @@ import {
   DEFAULT_API_URL,
   DEFAULT_CHUNK_SIZE,
   parseApiUrl,
+  parseBoolean,
   parseChunkSize,
   parseCount,
   parseData,
@@ -151,7 +152,12 @@ export function buildProgram(io: CliIo): Command {
     .option('--rows <n>', 'data volume, an integer ≥ 0 (API default: 1000)', parseNonNegativeInteger)
     .option('--estimated-runtime-sec <seconds>', 'predicted duration, ≥ 0 (API default: 10)', parseNonNegativeNumber)
     .addOption(new Option('--priority <level>', 'urgency (API default: normal)').choices(PRIORITIES))
-    .option('--latency-sensitive', 'timing-critical: routed to the actor workers (API default: not)')
+    .option(
+      '--latency-sensitive [boolean]',
+      'timing-critical: routed to the actor workers; =false sends false (API default: false)',
+      parseBoolean,
+    )
+    .option('--no-latency-sensitive', 'sends latency_sensitive: false')
     .option(
       '--data <json|@file>',
       'handler input: a JSON object, or @path of a file holding one (API default: {})',
@@ -191,6 +197,7 @@ export function buildProgram(io: CliIo): Command {
         examples(
           'orch submit --rows 20000 --estimated-runtime-sec 30 --priority high',
           `orch submit --latency-sensitive --data '{"seed": 7}'`,
+          'orch submit --no-latency-sensitive --rows 5000000   # or --latency-sensitive=false',
           'orch submit --data @input.json --idempotency-key order-7731',
           "orch submit --count 500 --json | jq -r '.job_ids[]'",
         ),

@@ -126,13 +126,23 @@ const isIssueList = (details: unknown): details is ValidationIssue[] =>
       typeof (d as ValidationIssue).message === 'string',
   );
 
-/** An error for stderr: the API's code and message, and each validation issue when there are several. */
+/** What a person can do about an error status whose cause is on their side of the CLI. */
+const HINTS: Readonly<Record<number, string>> = {
+  401: 'hint: give the API key with --api-key or ORCH_API_KEY (an operator makes one with `orch keygen`)',
+};
+
+/**
+ * An error for stderr: the API's code and message, each validation issue when there are several,
+ * and a hint when the fix is the user's (a missing or wrong API key).
+ */
 export function formatError(e: unknown): string {
   if (isApiError(e)) {
     const lines = [`error: ${e.code} (HTTP ${e.status}): ${e.message}`];
     if (isIssueList(e.details) && e.details.length > 1) {
       for (const issue of e.details) lines.push(`  - ${issue.path}: ${issue.message}`);
     }
+    const hint = HINTS[e.status];
+    if (hint !== undefined) lines.push(hint);
     return lines.join('\n');
   }
   return `error: ${e instanceof Error ? e.message : String(e)}`;

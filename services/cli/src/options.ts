@@ -56,6 +56,22 @@ export const parseCount = integerBetween(1, Number.MAX_SAFE_INTEGER);
 export const parseChunkSize = integerBetween(1, MAX_BATCH_SIZE);
 export const parseLimit = integerBetween(1, 500);
 
+const BOOLEANS: Readonly<Record<string, boolean>> = {
+  true: true,
+  yes: true,
+  '1': true,
+  false: false,
+  no: false,
+  '0': false,
+};
+
+/** `true`/`false` (also yes/no, 1/0, any case), for `--flag=<value>` of a boolean field. */
+export function parseBoolean(value: string): boolean {
+  const parsed = BOOLEANS[value.toLowerCase()];
+  if (parsed === undefined) throw new InvalidArgumentError('Must be true or false.');
+  return parsed;
+}
+
 /** Seconds, more than 0 (fractions allowed), as milliseconds. */
 export function parseSecondsAsMs(value: string): number {
   const n = Number(value);

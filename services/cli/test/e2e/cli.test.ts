@@ -3,7 +3,8 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, removeDir, startSystem, waitTerminal, type RunningSystem } from '@orch/platform/testing';
+import { generateApiKey } from '@orch/api/auth';
+import { eventually, freePort, removeDir, startSystem, waitTerminal, type RunningSystem } from '@orch/platform/testing';
 import { EXIT_API_ERROR, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE } from '../../src/exit-codes.ts';
 
 const CLI = path.resolve(import.meta.dirname, '../../src/main.ts');
@@ -31,22 +32,43 @@ async function orch(args: string[], env: Record<string, string> = {}): Promise<R
 
 const json = <T>(run: Run): T => JSON.parse(run.stdout) as T;
 
-let system: RunningSystem;
-let dataDir: string;
+interface Embedded {
+  system: RunningSystem;
+  dataDir: string;
+  stop(): Promise<void>;
+}
 
-beforeAll(async () => {
-  dataDir = await mkdtemp(path.join(tmpdir(), 'orch-cli-e2e-'));
-  system = await startSystem(EMBEDDED, {
+/** The embedded system as a process, with quick simulated jobs, in a data folder of its own. */
+async function startEmbedded(env: Record<string, string> = {}): Promise<Embedded> {
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'orch-cli-e2e-'));
+  const system = await startSystem(EMBEDDED, {
     DATA_DIR: dataDir,
     SIMULATED_DURATION_FACTOR: '0.01',
     BATCH_LINGER_MS: '50',
     BATCH_POLL_INTERVAL_MS: '200',
+    ...env,
   });
+  return {
+    system,
+    dataDir,
+    async stop() {
+      await system.killAll();
+      await removeDir(dataDir);
+    },
+  };
+}
+
+let embedded: Embedded | undefined;
+let system: RunningSystem;
+let dataDir: string;
+
+beforeAll(async () => {
+  embedded = await startEmbedded();
+  ({ system, dataDir } = embedded);
 });
 
 afterAll(async () => {
-  await system?.killAll();
-  await removeDir(dataDir);
+  await embedded?.stop();
 });
 
 describe('orch, run as a process against a live embedded system', () => {
@@ -187,5 +209,66 @@ describe('orch, run as a process against a live embedded system', () => {
       .map((line) => JSON.parse(line) as { at: string; queues: Record<string, unknown> });
     expect(lines.length).toBeGreaterThanOrEqual(3);
     for (const line of lines) expect(Object.keys(line.queues)).toContain('jobqueue');
+  });
+});
+
+describe('orch against a system with API keys', () => {
+  const acme = generateApiKey('acme');
+  let withKeys: Embedded | undefined;
+  let keyed: RunningSystem;
+
+  beforeAll(async () => {
+    withKeys = await startEmbedded({ API_KEYS: acme.entry });
+    keyed = withKeys.system;
+  });
+
+  afterAll(async () => {
+    await withKeys?.stop();
+  });
+
+  it('submits with ORCH_API_KEY, follows the job and fetches its result with --api-key', async () => {
+    const env = { ORCH_API_URL: keyed.url, ORCH_API_KEY: acme.key };
+    const submitted = await orch(['submit', '--rows', '500', '--latency-sensitive=false', '--json'], env);
+    expect(submitted.stderr).toBe('');
+    expect(submitted.code).toBe(EXIT_OK);
+    const { job_id: id } = json<{ job_id: string }>(submitted);
+
+    const view = await eventually(
+      async () => {
+        const status = await orch(['status', id, '--json'], env);
+        expect(status.code).toBe(EXIT_OK);
+        const job = json<{ status: string; queue: string | null; latency_sensitive: boolean }>(status);
+        return job.status === 'succeeded' ? job : undefined;
+      },
+      60_000,
+      `job ${id} to succeed`,
+    );
+    expect(view).toMatchObject({ queue: 'batch-jobs', latency_sensitive: false });
+
+    // The flag works as well as the variable (here with no ORCH_API_KEY at all).
+    const result = await orch(['--api-key', acme.key, 'result', id, '--json'], {
+      ORCH_API_URL: keyed.url,
+      ORCH_API_KEY: '',
+    });
+    expect(result.code).toBe(EXIT_OK);
+    expect(json<{ count: number }>(result).count).toBe(500);
+  });
+
+  it('with a wrong key or none, says the key is the problem, never prints the key, and exits 1', async () => {
+    const wrongKey = 'orch_this-key-was-never-issued';
+    const wrong = await orch(['queues'], { ORCH_API_URL: keyed.url, ORCH_API_KEY: wrongKey });
+    expect(wrong.code).toBe(EXIT_API_ERROR);
+    expect(wrong.stdout).toBe('');
+    expect(wrong.stderr).toContain('error: UNAUTHENTICATED (HTTP 401): the API key is not valid');
+    expect(wrong.stderr).toContain('--api-key or ORCH_API_KEY');
+    expect(wrong.stderr).not.toContain(wrongKey);
+
+    const none = await orch(['list'], { ORCH_API_URL: keyed.url, ORCH_API_KEY: '' });
+    expect(none.code).toBe(EXIT_API_ERROR);
+    expect(none.stderr).toContain('UNAUTHENTICATED (HTTP 401): an API key is required');
+
+    const asJson = await orch(['--api-key', wrongKey, 'submit', '--json'], { ORCH_API_URL: keyed.url });
+    expect(asJson.code).toBe(EXIT_API_ERROR);
+    expect(JSON.parse(asJson.stderr)).toMatchObject({ error: { code: 'UNAUTHENTICATED', status: 401 } });
   });
 });

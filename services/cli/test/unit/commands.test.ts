@@ -61,6 +61,49 @@ describe('orch submit --count', () => {
   });
 });
 
+describe('orch submit --latency-sensitive', () => {
+  const accepted = () => ({ status: 202, body: { job_id: 'job-1', status: 'submitted' } });
+
+  it.each([
+    [['--latency-sensitive'], true],
+    [['--latency-sensitive=true'], true],
+    [['--latency-sensitive=false'], false],
+    [['--latency-sensitive', 'no'], false],
+    [['--no-latency-sensitive'], false],
+    [[], undefined],
+  ])('given %j, then latency_sensitive is sent as %j', async (flags, expected) => {
+    api = await startStubApi({ 'POST /jobs': accepted });
+    const out = await run(['submit', ...flags, '--rows', '5'], { env: { ORCH_API_URL: api.url } });
+    expect(out.code).toBe(EXIT_OK);
+    const body = JSON.parse(api.requests[0]?.body ?? '{}') as Record<string, unknown>;
+    expect(body['latency_sensitive']).toBe(expected);
+    expect(body['rows']).toBe(5);
+  });
+
+  it('given a value that is not a boolean, then it is a usage error and nothing is sent', async () => {
+    api = await startStubApi({ 'POST /jobs': accepted });
+    const out = await run(['submit', '--latency-sensitive=maybe'], { env: { ORCH_API_URL: api.url } });
+    expect(out.code).toBe(EXIT_USAGE);
+    expect(out.stderr).toContain('Must be true or false');
+    expect(api.requests).toEqual([]);
+  });
+});
+
+describe('orch against an API with keys', () => {
+  it('given a 401, then the API code is printed with how to give a key, exit 1', async () => {
+    api = await startStubApi({
+      'GET /queues/status': () => ({
+        status: 401,
+        body: { code: 'UNAUTHENTICATED', message: 'an API key is required: send "Authorization: Bearer <key>"' },
+      }),
+    });
+    const out = await run(['queues'], { env: { ORCH_API_URL: api.url } });
+    expect(out.code).toBe(EXIT_API_ERROR);
+    expect(out.stderr).toContain('UNAUTHENTICATED (HTTP 401)');
+    expect(out.stderr).toContain('--api-key or ORCH_API_KEY');
+  });
+});
+
 describe('orch status / queues (human output)', () => {
   it('prints a job field by field, then its history in order', async () => {
     api = await startStubApi({ 'GET /jobs/job-1': () => ({ body: jobView() }) });

@@ -8,6 +8,7 @@ import {
   MAX_REQUEST_BODY_BYTES,
   integerBetween,
   parseApiUrl,
+  parseBoolean,
   parseData,
   parseIdempotencyKey,
   parseNonNegativeInteger,
@@ -176,5 +177,23 @@ describe('planChunks', () => {
 
   it('sends a job bigger than the limit alone (the API then answers 413)', () => {
     expect(planChunks(2, 100, 2 * MAX_REQUEST_BODY_BYTES)).toEqual([1, 1]);
+  });
+});
+
+describe('parseBoolean', () => {
+  it.each([
+    ['true', true],
+    ['TRUE', true],
+    ['yes', true],
+    ['1', true],
+    ['false', false],
+    ['No', false],
+    ['0', false],
+  ])('reads %j as %j', (value, expected) => {
+    expect(parseBoolean(value)).toBe(expected);
+  });
+
+  it.each(['', 'maybe', 'truee', ' true'])('rejects %j', (value) => {
+    expect(() => parseBoolean(value)).toThrow(InvalidArgumentError);
   });
 });
