@@ -149,20 +149,42 @@ function pidOf(system: RunningSystem, service: string): number {
   return pid;
 }
 
+/**
+ * What the services log when the job database goes away under them: a pooled connection the
+ * restart terminated, the store's translation of a lost connection, or a handler waiting for the
+ * database to come back.
+ */
+const DATABASE_LOST =
+  /idle database connection failed|job database (?:unavailable|unreachable)|a dependency is unavailable; waiting for it/;
+
+/** Jobs not finished yet (submitted, queued, running or retrying), up to 500 each. */
+async function countUnfinished(system: RunningSystem): Promise<number> {
+  const counts = await Promise.all(
+    ['submitted', 'queued', 'running', 'retrying'].map((status) => countByStatus(system, status)),
+  );
+  return counts.reduce((sum, n) => sum + n, 0);
+}
+
 async function countByStatus(system: RunningSystem, status: string, queue?: string): Promise<number> {
   const query = `status=${status}&limit=500${queue ? `&queue=${queue}` : ''}`;
   const page = (await (await fetch(`${system.url}/jobs?${query}`)).json()) as { jobs: unknown[] };
   return page.jobs.length;
 }
 
-/** A TCP proxy that can be made to fail: while down it resets every connection, old and new. */
+/**
+ * A TCP proxy that can be made to fail: while down it resets every connection, old and new.
+ * `refused` counts the connections it reset while down that were opened during the outage: proof
+ * that the system tried to reach the target while it was failing.
+ */
 async function startFaultyProxy(
   target: number,
-): Promise<{ port: number; down(isDown: boolean): void; close(): Promise<void> }> {
+): Promise<{ port: number; refused(): number; down(isDown: boolean): void; close(): Promise<void> }> {
   let isDown = false;
+  let refused = 0;
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
     if (isDown) {
+      refused += 1;
       client.resetAndDestroy();
       return;
     }
@@ -181,6 +203,7 @@ async function startFaultyProxy(
   const address = server.address();
   return {
     port: typeof address === 'object' && address ? address.port : 0,
+    refused: () => refused,
     down(value) {
       isDown = value;
       if (value) for (const socket of sockets) socket.resetAndDestroy();
@@ -225,11 +248,16 @@ describe.skipIf(!serversUp && process.env.CI !== 'true')('fault drills (local mo
   it('PostgreSQL restarted mid-run: every accepted job ends succeeded with one result', async () => {
     const drill = await startDrill({ SIMULATED_DURATION_FACTOR: '0.004' });
     const ids = await submitAll(drill.system.url, mixedJobs(120), 40);
+    // Restart while work is in flight: some jobs done, others still queued, running or retrying.
     await eventually(
-      async () => ((await countByStatus(drill.system, 'succeeded')) >= 10 ? true : undefined),
+      async () =>
+        (await countByStatus(drill.system, 'succeeded')) >= 10 && (await countUnfinished(drill.system)) > 0
+          ? true
+          : undefined,
       90_000,
-      'some jobs to succeed before the restart',
+      'some jobs to succeed, and others still to be in progress, before the restart',
     );
+    const outputBefore = drill.system.output().length;
     await pgctl('restart');
     // Accepted after the restart too: the API's pool reconnects.
     ids.push(
@@ -247,6 +275,8 @@ describe.skipIf(!serversUp && process.env.CI !== 'true')('fault drills (local mo
       )),
     );
     await expectEachJobDoneOnce(drill, ids);
+    // The restart really hit the services: they logged losing their database connections.
+    expect(drill.system.output().slice(outputBefore)).toMatch(DATABASE_LOST);
   });
 
   it('blob writes failing for a while: results are written once storage is back, exactly one per job', async () => {
@@ -265,9 +295,14 @@ describe.skipIf(!serversUp && process.env.CI !== 'true')('fault drills (local mo
     );
     proxy!.down(true);
     ids.push(...(await submitAll(drill.system.url, mixedJobs(20), 20)));
+    // The outage lasts until the services have tried storage during it (results, task specs), and
+    // then a while longer, so their retries meet it too.
+    await eventually(() => (proxy!.refused() > 0 ? true : undefined), 60_000, 'a blob write during the outage');
     await new Promise((resolve) => setTimeout(resolve, 3_000));
     proxy!.down(false);
+    const refusedDuringOutage = proxy!.refused();
     await expectEachJobDoneOnce(drill, ids);
+    expect(refusedDuringOutage).toBeGreaterThan(0);
   });
 
   it('the scheduler killed between recording a decision and publishing it: the job is published again and runs once', async () => {
