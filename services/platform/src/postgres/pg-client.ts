@@ -88,9 +88,9 @@ export function createPgSqlClient(options: PgSqlClientOptions = {}): SqlClient {
   };
 
   return {
-    query: (sql, params) => {
+    query: (sql, params, queryOptions) => {
       assertOpen();
-      return run(pool, sql, params);
+      return run(pool, sql, params, queryOptions?.prepare);
     },
     async transaction(fn) {
       assertOpen();
@@ -127,9 +127,9 @@ export function createPgSqlClient(options: PgSqlClientOptions = {}): SqlClient {
 function transactionClient(connection: pg.PoolClient): { client: SqlClient; end: () => void } {
   let ended = false;
   const client: SqlClient = {
-    query: (sql, params) => {
+    query: (sql, params, queryOptions) => {
       if (ended) return Promise.reject(new Error('the transaction is over: this client can no longer be used'));
-      return run(connection, sql, params);
+      return run(connection, sql, params, queryOptions?.prepare);
     },
     // Like PGlite: no nested transactions, the work joins the enclosing one.
     transaction: (fn) => fn(client),
@@ -142,11 +142,14 @@ async function run<T>(
   target: pg.Pool | pg.PoolClient,
   sql: string,
   params: readonly unknown[] | undefined,
+  name: string | undefined,
 ): Promise<{ rows: T[] }> {
   // Without parameters `pg` uses the simple protocol, which runs a script of several statements and
   // returns one result per statement.
-  const result = (await target.query(sql, params === undefined ? undefined : [...params])) as unknown as
-    pg.QueryResult | pg.QueryResult[];
+  const values = params === undefined ? undefined : [...params];
+  const result = (await (name !== undefined && values !== undefined
+    ? target.query({ name, text: sql, values })
+    : target.query(sql, values))) as unknown as pg.QueryResult | pg.QueryResult[];
   const last = Array.isArray(result) ? result.at(-1) : result;
   return { rows: (last?.rows ?? []) as T[] };
 }

@@ -8,7 +8,11 @@ export interface SqlClient {
    * Runs one statement with `$1…$n` parameters and returns its rows. Without `params`, `sql` may
    * hold several statements (a migration script); the rows are then those of the last one.
    */
-  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<{ rows: T[] }>;
+  query<T = Record<string, unknown>>(
+    sql: string,
+    params?: readonly unknown[],
+    options?: QueryOptions,
+  ): Promise<{ rows: T[] }>;
   /**
    * Runs `fn` in one transaction on one connection: committed when `fn` resolves, rolled back when
    * it throws (the error is rethrown). `tx` must not be used after `fn` settles.
@@ -16,4 +20,13 @@ export interface SqlClient {
   transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T>;
   /** Releases the connection(s). The store that was given this client calls it from its own `close`. */
   close(): Promise<void>;
+}
+
+export interface QueryOptions {
+  /**
+   * Prepares the statement once per connection under this name and reuses it, which saves parsing
+   * and planning on hot paths. Only for statements whose text never changes (with `params`).
+   * Drivers without prepared statements ignore it.
+   */
+  prepare?: string;
 }
