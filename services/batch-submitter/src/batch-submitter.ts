@@ -31,8 +31,11 @@ import type {
   RetryPolicy,
   Subscription,
 } from '@orch/core';
-import { startPresence, untilAvailable } from '@orch/platform/runtime';
-import type { Logger, Presence } from '@orch/platform/runtime';
+import { createBatcher, startPresence, untilAvailable } from '@orch/platform/runtime';
+import type { Batcher, Logger, Presence } from '@orch/platform/runtime';
+
+/** Azure Batch takes at most 100 tasks per add-task-collection call. */
+const MAX_TASKS_PER_SUBMISSION = 100;
 
 export interface BatchSubmitterDeps {
   store: JobStore;
@@ -53,6 +56,11 @@ export interface BatchSubmitterOptions {
   maxJobsPerTask?: number;
   /** How long the first waiting job waits for others to fill its task. @default 250 */
   lingerInMs?: number;
+  /**
+   * Messages held per pool lane while their tasks are formed and submitted, in tasks' worth: with a
+   * backlog, that many tasks are ready at once and go to Batch in one call. @default 10
+   */
+  tasksInFlightPerSubmission?: number;
   /** How often running tasks are polled (one list call per pool). @default 1000 */
   pollIntervalInMs?: number;
   retryPolicy?: RetryPolicy;
@@ -106,6 +114,23 @@ export async function startBatchSubmitter(
   const lingerInMs = options.lingerInMs ?? 250;
   const pools = options.pools ?? (['ml-jobs', 'batch-jobs'] as const);
   const inFlight = new Map<string, InFlightTask>();
+  // Tasks whose groups were formed while an earlier call was on its way go to Batch together: one
+  // add-task-collection call for up to 100 of them, not one call per task.
+  const submissions = new Map<BatchPool, Batcher<BatchTaskSpec, void>>();
+  const submitTask = (pool: BatchPool, task: BatchTaskSpec): Promise<void> => {
+    let batcher = submissions.get(pool);
+    if (!batcher) {
+      batcher = createBatcher<BatchTaskSpec, void>({
+        maxBatchSize: MAX_TASKS_PER_SUBMISSION,
+        run: async (tasks) => {
+          await deps.backend.submitTasks(pool, tasks);
+          return tasks.map(() => undefined);
+        },
+      });
+      submissions.set(pool, batcher);
+    }
+    return batcher.add(task);
+  };
   const buffers = new Map<PoolQueue, { waiting: Waiting[]; timer?: NodeJS.Timeout }>();
   const flushes = new Set<Promise<void>>();
   let pollTimer: NodeJS.Timeout | undefined;
@@ -141,16 +166,25 @@ export async function startBatchSubmitter(
     const held = <T>(what: string, operation: () => Promise<T>): Promise<T> =>
       untilAvailable(operation, { what: `${what} (task ${taskId})`, logger: deps.logger });
     const jobs = await held('reading the jobs', () => deps.store.getJobs([...new Set(group.map((w) => w.jobId))]));
-    const started: Job[] = [];
-    for (const job of jobs) {
-      if (job.state !== 'queued' && job.state !== 'retrying') continue; // duplicate, cancelled or finished
-      const next = transition(job, 'running', {
-        at: now,
-        patch: { attempts: job.attempts + 1, batchTaskId: taskId, heartbeatAt: now.toISOString(), nextAttemptAt: null },
-      });
-      const stored = await held('starting a job', () => deps.store.updateJob(next, { ifVersion: job.version }));
-      if (!stored) continue;
-      started.push(stored);
+    // Duplicates, cancelled and finished jobs are skipped. The updates go out together, so the store
+    // writes them in one statement.
+    const runnable = jobs.filter((job) => job.state === 'queued' || job.state === 'retrying');
+    const stored = await Promise.all(
+      runnable.map((job) => {
+        const next = transition(job, 'running', {
+          at: now,
+          patch: {
+            attempts: job.attempts + 1,
+            batchTaskId: taskId,
+            heartbeatAt: now.toISOString(),
+            nextAttemptAt: null,
+          },
+        });
+        return held('starting a job', () => deps.store.updateJob(next, { ifVersion: job.version }));
+      }),
+    );
+    const started = stored.filter((job): job is Job => job !== undefined);
+    for (const job of started) {
       metrics.jobStarted(queue, job.priority, now.getTime() - Date.parse(job.nextAttemptAt ?? job.createdAt));
     }
     if (started.length === 0) return;
@@ -166,16 +200,16 @@ export async function startBatchSubmitter(
       })),
     };
     try {
-      await deps.backend.submitTasks(pool, [await claimCheck(spec)]);
+      await submitTask(pool, await claimCheck(spec));
     } catch (e) {
       deps.logger.warn(
         { err: e, taskId, jobs: started.length },
         'task submission failed: jobs go through the retry policy',
       );
+      const error = wrapBackendError(e);
       await failJobs(
-        started.map((j) => j.id),
+        started.map((j) => ({ jobId: j.id, error })),
         taskId,
-        wrapBackendError(e),
       );
       return;
     }
@@ -246,7 +280,7 @@ export async function startBatchSubmitter(
       else failed.push({ jobId, error: new OrchestratorError('HANDLER_FAILED', taskFailure, { retryable: true }) });
     }
     await recordSuccesses(taskId, succeeded);
-    for (const { jobId, error } of failed) await failJobs([jobId], taskId, error);
+    await failJobs(failed, taskId);
     inFlight.delete(taskId);
     deps.logger.info({ taskId, succeeded: succeeded.length, failed: failed.length }, 'batch task finished');
   }
@@ -265,20 +299,22 @@ export async function startBatchSubmitter(
   async function recordSuccesses(taskId: string, outcomes: BatchJobOutcome[]): Promise<void> {
     if (outcomes.length === 0) return;
     const jobs = await deps.store.getJobs(outcomes.map((o) => o.jobId));
-    for (const job of jobs) {
-      if (job.state !== 'running' || job.batchTaskId !== taskId) {
-        // Cancelled or taken back while the task ran: it keeps no result from this task.
-        if (job.state !== 'succeeded') await deps.blobs.deleteBlob(resultKeyFor(job.id));
-        continue;
-      }
-      const done = transition(job, 'succeeded', {
-        at: clock(),
-        patch: { resultKey: resultKeyFor(job.id), error: null, heartbeatAt: null },
-      });
-      if (await deps.store.updateJob(done, { ifVersion: job.version })) {
-        metrics.jobFinished(queueOf(job), job.priority, 'succeeded', clock().getTime() - Date.parse(job.updatedAt));
-      }
-    }
+    await Promise.all(
+      jobs.map(async (job) => {
+        if (job.state !== 'running' || job.batchTaskId !== taskId) {
+          // Cancelled or taken back while the task ran: it keeps no result from this task.
+          if (job.state !== 'succeeded') await deps.blobs.deleteBlob(resultKeyFor(job.id));
+          return;
+        }
+        const done = transition(job, 'succeeded', {
+          at: clock(),
+          patch: { resultKey: resultKeyFor(job.id), error: null, heartbeatAt: null },
+        });
+        if (await deps.store.updateJob(done, { ifVersion: job.version })) {
+          metrics.jobFinished(queueOf(job), job.priority, 'succeeded', clock().getTime() - Date.parse(job.updatedAt));
+        }
+      }),
+    );
   }
 
   /** A batch job's pool queue (its decision; the task's pool queue if it somehow has none). */
@@ -286,21 +322,27 @@ export async function startBatchSubmitter(
     return job.decision?.queue ?? 'batch-jobs';
   }
 
-  async function failJobs(jobIds: string[], taskId: string, error: unknown): Promise<void> {
+  async function failJobs(failures: readonly { jobId: string; error: unknown }[], taskId: string): Promise<void> {
+    if (failures.length === 0) return;
     const now = clock();
     const retrying: Job[] = [];
-    for (const job of await deps.store.getJobs(jobIds)) {
-      if (job.state !== 'running' || job.batchTaskId !== taskId) continue;
-      const decision = decideAfterFailure(job, error, { policy, now, random: deps.random });
-      const stored = await deps.store.updateJob(decision.job, { ifVersion: job.version });
-      if (stored?.state === 'retrying') {
-        retrying.push(stored);
-        metrics.jobRetried(queueOf(job), job.priority);
-      } else if (stored) {
-        deps.logger.error({ jobId: job.id, error: stored.error }, 'batch job failed');
-        metrics.jobFinished(queueOf(job), job.priority, 'failed', now.getTime() - Date.parse(job.updatedAt));
-      }
-    }
+    const errors = new Map(failures.map((f) => [f.jobId, f.error]));
+    const jobs = (await deps.store.getJobs([...errors.keys()])).filter(
+      (job) => job.state === 'running' && job.batchTaskId === taskId,
+    );
+    await Promise.all(
+      jobs.map(async (job) => {
+        const decision = decideAfterFailure(job, errors.get(job.id), { policy, now, random: deps.random });
+        const stored = await deps.store.updateJob(decision.job, { ifVersion: job.version });
+        if (stored?.state === 'retrying') {
+          retrying.push(stored);
+          metrics.jobRetried(queueOf(job), job.priority);
+        } else if (stored) {
+          deps.logger.error({ jobId: job.id, error: stored.error }, 'batch job failed');
+          metrics.jobFinished(queueOf(job), job.priority, 'failed', now.getTime() - Date.parse(job.updatedAt));
+        }
+      }),
+    );
     if (retrying.length > 0) {
       await dispatchJobs(deps.transport, retrying, now);
       await deps.store.markDispatched(
@@ -346,7 +388,7 @@ export async function startBatchSubmitter(
             if (buffer.waiting.length >= maxJobs) flush(queue);
             else buffer.timer ??= setTimeout(() => flush(queue), lingerInMs);
           }),
-        { concurrency: maxJobs },
+        { concurrency: maxJobs * (options.tasksInFlightPerSubmission ?? 10) },
       ),
     );
   }

@@ -17,7 +17,7 @@ export const schedulerConfigSchema = logConfig
   .extend(reconcilerConfig.shape)
   .extend({
     /** Ingest messages classified at once. */
-    SCHEDULER_CONCURRENCY: z.coerce.number().int().positive().default(16),
+    SCHEDULER_CONCURRENCY: z.coerce.number().int().positive().default(64),
   });
 
 export type SchedulerConfig = Readonly<z.output<typeof schedulerConfigSchema>>;

@@ -30,7 +30,7 @@ export interface SchedulerDeps {
 
 export interface SchedulerOptions {
   classifier?: ClassifierOptions;
-  /** Messages classified at once. @default 16 */
+  /** Messages classified at once: their store reads and writes and publishes share statements. @default 64 */
   concurrency?: number;
 }
 
@@ -77,6 +77,6 @@ export function startScheduler(deps: SchedulerDeps, options: SchedulerOptions = 
     deps.transport,
     INGEST_LANES.map((lane) => lane.queue),
     createScheduleHandler(deps, options),
-    { concurrency: options.concurrency ?? 16 },
+    { concurrency: options.concurrency ?? 64 },
   );
 }

@@ -68,6 +68,7 @@ export function createRunJob(deps: WorkerDeps, options: WorkerOptions): MessageH
   const heartbeatIntervalInMs = options.heartbeatIntervalInMs ?? 5_000;
   const metrics = deps.metrics ?? NO_JOB_METRICS;
   const { pool } = options;
+  const heartbeats = createHeartbeats(deps, heartbeatIntervalInMs, clock);
 
   return async ({ body }, lockSignal) => {
     // Store calls wait out a database restart while holding the message (see untilAvailable).
@@ -96,14 +97,7 @@ export function createRunJob(deps: WorkerDeps, options: WorkerOptions): MessageH
     const ranFor = (): number => clock().getTime() - startedAt;
 
     const cancel = new AbortController();
-    const heartbeat = setInterval(() => {
-      deps.store
-        .recordHeartbeat([running.id], clock())
-        .then((gone) => {
-          if (gone.length > 0) cancel.abort(new OrchestratorError('INVALID_TRANSITION', 'job is no longer running'));
-        })
-        .catch((e: unknown) => log.warn({ err: e }, 'heartbeat failed'));
-    }, heartbeatIntervalInMs);
+    const stopHeartbeat = heartbeats.add(running.id, cancel);
 
     try {
       const result = await executeHandler(
@@ -122,10 +116,10 @@ export function createRunJob(deps: WorkerDeps, options: WorkerOptions): MessageH
           simulatedDurationFactor: options.simulatedDurationFactor ?? 0,
         },
       );
-      clearInterval(heartbeat);
+      stopHeartbeat();
       await complete(running, result, log, ranFor, held);
     } catch (e) {
-      clearInterval(heartbeat);
+      stopHeartbeat();
       if (cancel.signal.aborted) {
         log.info('job stopped: it was cancelled or taken over while running');
         return;
@@ -223,6 +217,44 @@ export async function startWorker(deps: WorkerDeps, options: WorkerOptions): Pro
     async close() {
       await subscription.close();
       await presence.stop();
+    },
+  };
+}
+
+/**
+ * The heartbeats of every job this worker runs, recorded together: one statement per interval for
+ * all of them, not a timer and a statement per job. A job the store no longer has running
+ * (cancelled, or taken back by the reconciler) has its controller aborted.
+ */
+function createHeartbeats(
+  deps: Pick<WorkerDeps, 'store' | 'logger'>,
+  intervalInMs: number,
+  clock: () => Date,
+): { add(jobId: string, cancel: AbortController): () => void } {
+  const running = new Map<string, AbortController>();
+  let timer: NodeJS.Timeout | undefined;
+  const beat = async (): Promise<void> => {
+    const ids = [...running.keys()];
+    if (ids.length === 0) return;
+    try {
+      for (const id of await deps.store.recordHeartbeat(ids, clock())) {
+        running.get(id)?.abort(new OrchestratorError('INVALID_TRANSITION', 'job is no longer running'));
+      }
+    } catch (e) {
+      deps.logger.warn({ err: e, jobs: ids.length }, 'heartbeat failed');
+    }
+  };
+  return {
+    add(jobId, cancel) {
+      running.set(jobId, cancel);
+      timer ??= setInterval(() => void beat(), intervalInMs);
+      return () => {
+        running.delete(jobId);
+        if (running.size === 0 && timer) {
+          clearInterval(timer);
+          timer = undefined;
+        }
+      };
     },
   };
 }

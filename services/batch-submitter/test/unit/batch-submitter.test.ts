@@ -52,8 +52,9 @@ class ScriptedBackend implements BatchBackend {
         this.outcome.set(spec.id, { state: 'completed', exitCode: 1, failure: 'node ran out of disk' });
         continue;
       }
-      for (const job of spec.jobs)
-        await this.blobs.uploadBlob(resultKeyFor(job.jobId), JSON.stringify({ ok: job.jobId }));
+      await Promise.all(
+        spec.jobs.map((job) => this.blobs.uploadBlob(resultKeyFor(job.jobId), JSON.stringify({ ok: job.jobId }))),
+      );
       await this.blobs.uploadBlob(
         batchManifestKey(spec.id),
         JSON.stringify({
@@ -145,17 +146,22 @@ const allIn = (ids: string[], state: string) => async () => {
   return jobs.length === ids.length && jobs.every((j) => j.state === state) ? jobs : undefined;
 };
 
+/** Waits until every job has succeeded; returns them. */
+const allSucceeded = (jobs: readonly Job[], timeoutInMs?: number): Promise<Job[]> =>
+  eventually(
+    allIn(
+      jobs.map((j) => j.id),
+      'succeeded',
+    ),
+    timeoutInMs,
+  );
+
 describe('batch submitter', () => {
   it('groups waiting jobs into tasks of at most 100 and records each job succeeded from the manifest', async () => {
     const jobs = Array.from({ length: 250 }, () => makeQueuedJob('batch-jobs', { rows: 10 }));
     await enqueue(jobs);
     await start();
-    const done = await eventually(
-      allIn(
-        jobs.map((j) => j.id),
-        'succeeded',
-      ),
-    );
+    const done = await allSucceeded(jobs);
     expect(done.every((j) => j.resultKey === resultKeyFor(j.id) && j.attempts === 1)).toBe(true);
     expect(backend.submitted.every((t) => t.pool === 'batch' && t.spec.jobs.length <= 100)).toBe(true);
     expect(backend.submitted.reduce((n, t) => n + t.spec.jobs.length, 0)).toBe(250);
@@ -163,17 +169,21 @@ describe('batch submitter', () => {
     expect(new Set(done.map((j) => j.batchTaskId)).size).toBe(backend.submitted.length);
   });
 
+  it('given a backlog of 1,000 jobs, then their 10 tasks reach the backend in a few calls, not one call each', async () => {
+    const jobs = Array.from({ length: 1000 }, () => makeQueuedJob('batch-jobs', { rows: 10 }));
+    await enqueue(jobs);
+    await start();
+    await allSucceeded(jobs, 60_000);
+    expect(backend.submitted).toHaveLength(10);
+    expect(backend.calls.submit).toBeLessThanOrEqual(3);
+  }, 60_000);
+
   it('passes a task too large for the environment as a blob (claim check)', async () => {
     const big = 'x'.repeat(4_000);
     const jobs = Array.from({ length: 40 }, () => makeQueuedJob('batch-jobs', { rows: 10, data: { big } }));
     await enqueue(jobs);
     await start();
-    await eventually(
-      allIn(
-        jobs.map((j) => j.id),
-        'succeeded',
-      ),
-    );
+    await allSucceeded(jobs);
     expect(backend.inline).toContain(false);
     expect(backend.submitted.flatMap((t) => t.spec.jobs.map((j) => j.data['big']))).toEqual(jobs.map(() => big));
   });
@@ -182,12 +192,7 @@ describe('batch submitter', () => {
     const jobs = [makeQueuedJob('ml-jobs'), makeQueuedJob('ml-jobs', { priority: 'urgent' })];
     await enqueue(jobs);
     await start();
-    await eventually(
-      allIn(
-        jobs.map((j) => j.id),
-        'succeeded',
-      ),
-    );
+    await allSucceeded(jobs);
     expect(backend.submitted.map((t) => t.pool)).toEqual(expect.arrayContaining(['ml']));
     expect(backend.submitted.every((t) => t.pool === 'ml')).toBe(true);
   });
@@ -197,12 +202,7 @@ describe('batch submitter', () => {
     const jobs = Array.from({ length: 3 }, () => makeQueuedJob('batch-jobs'));
     await enqueue(jobs);
     await start();
-    const done = await eventually(
-      allIn(
-        jobs.map((j) => j.id),
-        'succeeded',
-      ),
-    );
+    const done = await allSucceeded(jobs);
     expect(done.every((j) => j.attempts === 2)).toBe(true);
     expect(done[0]!.history.map((h) => h.status)).toEqual([
       'submitted',
@@ -231,12 +231,7 @@ describe('batch submitter', () => {
     await start(
       failingReads(2, () => new OrchestratorError('DEPENDENCY_UNAVAILABLE', 'connection refused', { retryable: true })),
     );
-    const done = await eventually(
-      allIn(
-        jobs.map((j) => j.id),
-        'succeeded',
-      ),
-    );
+    const done = await allSucceeded(jobs);
     expect(done.every((j) => j.attempts === 1)).toBe(true);
   });
 
@@ -244,12 +239,7 @@ describe('batch submitter', () => {
     const jobs = Array.from({ length: 5 }, () => makeQueuedJob('batch-jobs'));
     await enqueue(jobs);
     await start(failingReads(1, () => new Error('statement timeout')));
-    const done = await eventually(
-      allIn(
-        jobs.map((j) => j.id),
-        'succeeded',
-      ),
-    );
+    const done = await allSucceeded(jobs);
     expect(done.every((j) => j.attempts === 1)).toBe(true);
   });
 

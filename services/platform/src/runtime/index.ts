@@ -10,6 +10,8 @@ export { onShutdown } from './shutdown.ts';
 export { failpoint } from './failpoints.ts';
 export { untilAvailable } from './until-available.ts';
 export type { UntilAvailableOptions } from './until-available.ts';
+export { createBatcher } from '../shared/batcher.ts';
+export type { Batcher, BatcherOptions } from '../shared/batcher.ts';
 export type { ShutdownOptions } from './shutdown.ts';
 export {
   autoscaleConfig,

@@ -21,9 +21,24 @@ export interface UntilAvailableOptions {
  * redelivery loop while the database is down would burn the message's delivery count in
  * milliseconds and dead-letter a job that is perfectly fine.
  */
-export function untilAvailable<T>(operation: () => Promise<T>, options: UntilAvailableOptions): Promise<T> {
+export async function untilAvailable<T>(operation: () => Promise<T>, options: UntilAvailableOptions): Promise<T> {
+  // The first call goes straight through: this wraps every store call on the hot paths, and the
+  // retry machinery is only needed once something failed.
+  let firstError: unknown;
+  try {
+    return await operation();
+  } catch (error) {
+    if (!isUnavailable(error)) throw error;
+    firstError = error;
+  }
+  let replayFirst = true;
+  const attempt = (): Promise<T> => {
+    if (!replayFirst) return operation();
+    replayFirst = false;
+    return Promise.reject(firstError instanceof Error ? firstError : new Error(String(firstError)));
+  };
   const maxRetryTime = options.maxWaitInMs ?? 60_000;
-  return pRetry(operation, {
+  return pRetry(attempt, {
     retries: Number.POSITIVE_INFINITY,
     minTimeout: 200,
     maxTimeout: 5_000,
@@ -31,9 +46,9 @@ export function untilAvailable<T>(operation: () => Promise<T>, options: UntilAva
     randomize: true,
     maxRetryTime,
     ...(options.signal && { signal: options.signal }),
-    shouldRetry: ({ error }) => isOrchestratorError(error) && error.code === 'DEPENDENCY_UNAVAILABLE',
+    shouldRetry: ({ error }) => isUnavailable(error),
     onFailedAttempt: ({ error, attemptNumber, retryDelay }) => {
-      if (isOrchestratorError(error) && error.code === 'DEPENDENCY_UNAVAILABLE') {
+      if (isUnavailable(error)) {
         options.logger?.warn(
           { err: error.message, attempt: attemptNumber, retryInMs: retryDelay },
           `${options.what}: a dependency is unavailable; waiting for it`,
@@ -42,3 +57,6 @@ export function untilAvailable<T>(operation: () => Promise<T>, options: UntilAva
     },
   });
 }
+
+const isUnavailable = (error: unknown): boolean =>
+  isOrchestratorError(error) && error.code === 'DEPENDENCY_UNAVAILABLE';
