@@ -11,6 +11,12 @@ export const ACTOR_JOB = { rows: 1_000, latency_sensitive: true, estimated_runti
 
 export type Mode = 'embedded' | 'local';
 
+/**
+ * Settings every system in the run gets, set once by `main.ts`: the same worker concurrency as the
+ * BullMQ reference's one worker, and a fixed number of worker processes (no autoscaling).
+ */
+export const systemTuning: Record<string, string> = {};
+
 export interface System {
   mode: Mode;
   url: string;
@@ -36,6 +42,7 @@ export async function startMode(mode: Mode, env: Record<string, string> = {}): P
     SIMULATED_DURATION_FACTOR: '0',
     RATE_LIMIT_MAX: '0',
     TENANT_MAX_LIVE_JOBS: '0',
+    ...systemTuning,
     ...env,
   };
   let main = path.join(ROOT, 'services/embedded/src/main.ts');
@@ -124,7 +131,9 @@ export async function waitFinished(url: string, count: number, timeoutInMs: numb
     if ((counts.failed ?? 0) > 0) throw new Error(`${counts.failed} job(s) failed`);
     if ((counts.succeeded ?? 0) + (counts.cancelled ?? 0) >= count) return;
     if (Date.now() > deadline) throw new Error(`timed out: ${JSON.stringify(counts)} of ${count}`);
-    await sleep(50);
+    // Each poll is a count over the jobs table: often enough to time a drain, not so often that the
+    // poll is what the database spends its time on.
+    await sleep(100);
   }
 }
 
@@ -162,6 +171,12 @@ export function percentile(values: readonly number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[rank] ?? NaN;
+}
+
+/** Resident set size of a process now (VmRSS), in MB. */
+export async function rssInMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
 }
 
 /** Peak resident set size of a process (VmHWM), in MB. */

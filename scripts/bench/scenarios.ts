@@ -12,6 +12,7 @@ import {
   listAllJobs,
   peakRssInMb,
   percentile,
+  rssInMb,
   postJson,
   seconds,
   sleep,
@@ -33,13 +34,22 @@ async function withSystem<T>(mode: Mode, env: Record<string, string>, run: (syst
 
 const jobs = (count: number, body: object = ACTOR_JOB): object[] => Array.from({ length: count }, () => body);
 
-/** N jobs submitted in bulk, then `singles` more one request each: jobs/s until every job succeeded. */
-export function drain(mode: Mode, count: number, singles: number): Promise<{ bulk: number; single: number }> {
-  return withSystem(mode, {}, async (system) => {
+/**
+ * N jobs submitted in bulk, then `singles` more one request each (none when 0): jobs/s until every
+ * job succeeded.
+ */
+export function drain(
+  mode: Mode,
+  count: number,
+  singles: number,
+  env: Record<string, string> = {},
+): Promise<{ bulk: number; single: number | undefined }> {
+  return withSystem(mode, env, async (system) => {
     let started = performance.now();
     await submitBulk(system.url, jobs(count));
     await waitFinished(system.url, count, 600_000);
     const bulk = count / seconds(started);
+    if (singles === 0) return { bulk, single: undefined };
     started = performance.now();
     await submitSingles(system.url, jobs(singles), 32);
     await waitFinished(system.url, count + singles, 600_000);
@@ -169,8 +179,11 @@ export function priority(mode: Mode, backlog: number, jobMs: number): Promise<nu
   });
 }
 
-/** Peak RSS of the embedded process while it holds `count` queued jobs (workers busy with one job each). */
-export function memoryHolding(count: number): Promise<{ rssInMb: number; queued: number }> {
+/**
+ * The embedded process holding `count` queued jobs (one slot, busy): its RSS while holding them
+ * (the most of five readings a second apart) and its peak over its life, ingestion included.
+ */
+export function memoryHolding(count: number): Promise<{ holdingInMb: number; peakInMb: number; queued: number }> {
   // One slot, busy for an hour with the first job; every other job waits, queued.
   const env = { AUTOSCALE: 'false', ACTOR_CONCURRENCY: '1', SIMULATED_DURATION_FACTOR: '1' };
   return withSystem('embedded', env, async (system) => {
@@ -182,6 +195,11 @@ export function memoryHolding(count: number): Promise<{ rssInMb: number; queued:
       await sleep(500);
       queued = (await jobCounts(system.url)).queued ?? 0;
     }
-    return { rssInMb: await peakRssInMb(system.pid), queued };
+    let holdingInMb = 0;
+    for (let i = 0; i < 5; i++) {
+      holdingInMb = Math.max(holdingInMb, await rssInMb(system.pid));
+      await sleep(1000);
+    }
+    return { holdingInMb, peakInMb: await peakRssInMb(system.pid), queued };
   });
 }
