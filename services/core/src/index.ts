@@ -64,6 +64,7 @@ export type {
   JobQuery,
   JobStore,
   RecoveryQuery,
+  TenantScope,
   WorkerPresence,
 } from './ports/job-store.ts';
 export { NO_JOB_METRICS } from './ports/job-metrics.ts';
@@ -100,4 +101,4 @@ export { dispatchJobs, messageIdOf, nextQueueOf } from './dispatch/dispatch-jobs
 export type { ConsumeLanesOptions } from './dispatch/consume-lanes.ts';
 export { PriorityGate } from './dispatch/priority-gate.ts';
 export { createPoolAutoscaler, isScaledPool, POOL_SCALING, recommendReplicas } from './scaling/autoscaler.ts';
-export type { PoolAutoscaler, ScalingDecision, ScalingRule } from './scaling/autoscaler.ts';
+export type { PoolAutoscaler, RateLimits, ScalingDecision, ScalingRule } from './scaling/autoscaler.ts';

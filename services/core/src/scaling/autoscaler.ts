@@ -17,12 +17,49 @@ export interface ScalingRule {
   scaleDownStabilizationInMs: number;
   /** HPA tolerance: no change while the usage ratio is within 1 ± this. @default 0.1 */
   tolerance?: number;
+  /** HPA `behavior.scaleUp` rate limits. @default none: any step at once */
+  scaleUp?: RateLimits;
+  /** HPA `behavior.scaleDown` rate limits. @default none: any step at once */
+  scaleDown?: RateLimits;
+}
+
+/**
+ * HPA scaling policies: each bounds how far the replicas may move from where they stood
+ * `periodInMs` ago; `select: 'Max'` applies the policy allowing the largest change, `'Min'` the
+ * smallest.
+ */
+export interface RateLimits {
+  policies: readonly { type: 'Pods' | 'Percent'; value: number; periodInMs: number }[];
+  select: 'Max' | 'Min';
 }
 
 /** The ScaledObjects' targets for the AKS pools (actor: 5 messages per replica, spark: 3; 1–10 replicas). */
+const SCALE_UP: RateLimits = {
+  select: 'Max',
+  policies: [
+    { type: 'Pods', value: 4, periodInMs: 15_000 },
+    { type: 'Percent', value: 100, periodInMs: 15_000 },
+  ],
+};
+const SCALE_DOWN: RateLimits = { select: 'Min', policies: [{ type: 'Pods', value: 1, periodInMs: 60_000 }] };
+
 export const POOL_SCALING: Readonly<Record<'actor-jobs' | 'spark-jobs', ScalingRule>> = {
-  'actor-jobs': { messagesPerReplica: 5, minReplicas: 1, maxReplicas: 10, scaleDownStabilizationInMs: 300_000 },
-  'spark-jobs': { messagesPerReplica: 3, minReplicas: 1, maxReplicas: 10, scaleDownStabilizationInMs: 300_000 },
+  'actor-jobs': {
+    messagesPerReplica: 5,
+    minReplicas: 1,
+    maxReplicas: 10,
+    scaleDownStabilizationInMs: 300_000,
+    scaleUp: SCALE_UP,
+    scaleDown: SCALE_DOWN,
+  },
+  'spark-jobs': {
+    messagesPerReplica: 3,
+    minReplicas: 1,
+    maxReplicas: 10,
+    scaleDownStabilizationInMs: 300_000,
+    scaleUp: SCALE_UP,
+    scaleDown: SCALE_DOWN,
+  },
 };
 
 export const isScaledPool = (queue: PoolQueue): queue is keyof typeof POOL_SCALING => queue in POOL_SCALING;
@@ -60,12 +97,37 @@ export interface PoolAutoscaler {
 }
 
 /**
- * The HPA's decision loop for one pool: the recommendation for the lanes' total, scaled up at once,
- * scaled down only to the highest recommendation of the stabilization window. Pure: the caller
- * reads the depths and applies the decision.
+ * The HPA's decision loop for one pool: the recommendation for the lanes' total, scaled up at once
+ * and down only to the highest recommendation of the stabilization window, each step bounded by the
+ * rule's rate limits (as the HPA computes them: from the replicas of `periodInMs` ago, given the
+ * changes it made since). Pure: the caller reads the depths and applies the decision, which the
+ * autoscaler assumes it did.
  */
 export function createPoolAutoscaler(rule: ScalingRule): PoolAutoscaler {
   const history: { at: number; replicas: number }[] = [];
+  const changes: { at: number; delta: number }[] = [];
+  const longestPeriod = Math.max(
+    0,
+    ...[...(rule.scaleUp?.policies ?? []), ...(rule.scaleDown?.policies ?? [])].map((p) => p.periodInMs),
+  );
+
+  /** The furthest the rate limits let the replicas go from `current` in this direction. */
+  const limit = (current: number, nowInMs: number, up: boolean): number => {
+    const limits = up ? rule.scaleUp : rule.scaleDown;
+    if (!limits || limits.policies.length === 0) return up ? Infinity : -Infinity;
+    const bounds = limits.policies.map((policy) => {
+      const moved = changes
+        .filter((c) => c.at > nowInMs - policy.periodInMs && (up ? c.delta > 0 : c.delta < 0))
+        .reduce((sum, c) => sum + c.delta, 0);
+      const start = current - moved;
+      if (policy.type === 'Pods') return up ? start + policy.value : start - policy.value;
+      return up ? Math.ceil(start * (1 + policy.value / 100)) : Math.floor(start * (1 - policy.value / 100));
+    });
+    // 'Max' allows the largest change: the highest bound up, the lowest bound down.
+    const widest = (up ? limits.select === 'Max' : limits.select === 'Min') ? Math.max : Math.min;
+    return widest(...bounds);
+  };
+
   return {
     decide(activeByQueue, currentReplicas, nowInMs) {
       const active = activeByQueue.reduce((sum, n) => sum + n, 0);
@@ -74,7 +136,11 @@ export function createPoolAutoscaler(rule: ScalingRule): PoolAutoscaler {
       while (history.length > 0 && (history[0]?.at ?? nowInMs) < nowInMs - rule.scaleDownStabilizationInMs)
         history.shift();
       const stabilized = Math.max(...history.map((h) => h.replicas));
-      const replicas = recommended >= currentReplicas ? recommended : Math.min(currentReplicas, stabilized);
+      let replicas = recommended >= currentReplicas ? recommended : Math.min(currentReplicas, stabilized);
+      if (replicas > currentReplicas) replicas = Math.min(replicas, limit(currentReplicas, nowInMs, true));
+      if (replicas < currentReplicas) replicas = Math.max(replicas, limit(currentReplicas, nowInMs, false));
+      if (replicas !== currentReplicas) changes.push({ at: nowInMs, delta: replicas - currentReplicas });
+      while (changes.length > 0 && (changes[0]?.at ?? nowInMs) <= nowInMs - longestPeriod) changes.shift();
       return { replicas, recommended };
     },
   };

@@ -66,4 +66,22 @@ describe('createPoolAutoscaler (HPA loop)', () => {
     expect(scaler.decide([0], 10, 65_000).replicas).toBe(4);
     expect(scaler.decide([0], 4, 95_000).replicas).toBe(1);
   });
+
+  describe('with the ScaledObjects’ rate limits', () => {
+    const limited: ScalingRule = { ...POOL_SCALING['actor-jobs'], scaleDownStabilizationInMs: 0 };
+
+    it('given a sudden backlog, then it adds at most max(4 pods, 100%) per 15 s', () => {
+      const scaler = createPoolAutoscaler(limited);
+      expect(scaler.decide([100], 1, 0)).toStrictEqual({ replicas: 5, recommended: 10 });
+      expect(scaler.decide([100], 5, 10_000).replicas).toBe(5); // this period already added 4
+      expect(scaler.decide([100], 5, 15_001).replicas).toBe(10); // a new period: max(5 + 4, 5 × 2)
+    });
+
+    it('given the backlog drains, then it removes at most one pod a minute', () => {
+      const scaler = createPoolAutoscaler(limited);
+      expect(scaler.decide([0], 10, 100_000)).toStrictEqual({ replicas: 9, recommended: 1 });
+      expect(scaler.decide([0], 9, 130_000).replicas).toBe(9);
+      expect(scaler.decide([0], 9, 160_001).replicas).toBe(8);
+    });
+  });
 });

@@ -48,7 +48,8 @@ describe('autoscaled worker replicas (embedded mode)', () => {
     );
     autoscaling = await startAutoscaling({
       pool: 'actor-jobs',
-      rule: { ...POOL_SCALING['actor-jobs'], scaleDownStabilizationInMs: 0 },
+      // No window and no pace limits (their own tests are in core), so the test sees each step at once.
+      rule: { ...POOL_SCALING['actor-jobs'], scaleDownStabilizationInMs: 0, scaleUp: undefined, scaleDown: undefined },
       readActive: () => activeMessagesOfLanes(transport, 'actor-jobs'),
       replicas,
       intervalInMs: 25,
