@@ -736,6 +736,9 @@ class RabbitMqTransport implements QueueTransport {
     if (link.publisher) return link.publisher;
     link.publisherError = undefined;
     const publisher = link.model.createConfirmChannel().then((channel) => {
+      // Every concurrent send waiting for the socket to drain listens for 'drain' and 'close' until
+      // it does: as many listeners as sends in flight, which is no leak.
+      channel.setMaxListeners(0);
       channel.on('error', (error: Error) => {
         link.publisherError = error;
         this.logger?.warn({ err: error }, 'RabbitMQ publisher channel failed');
