@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Principal } from '../auth.ts';
-import type { StatsSampler } from '../dashboard/sampler.ts';
+import type { StatsSampler, TenantSample } from '../dashboard/sampler.ts';
 import { jsonResponse } from '../wire.ts';
 import { COMMON_ERRORS, errorResponses } from './shared.ts';
 import type { ZodApp } from './shared.ts';
@@ -23,7 +23,10 @@ const ASSETS: Record<string, { file: string | URL; type: string }> = {
   '/dashboard/uplot.css': { file: require.resolve('uplot/dist/uPlot.min.css'), type: 'text/css; charset=utf-8' },
 };
 
-const TENANT_NULL = "Counts every tenant's jobs, so null for a tenant (non-admin) key.";
+const TENANT_SCOPE =
+  "Covers every tenant's jobs for an admin key, only its own for a tenant key. For a tenant key it is " +
+  'null in samples the API computed no figures for: it computes them on request, for the newest sample, ' +
+  'so those taken before the tenant first asked are null.';
 
 const depthSchema = z.object({ active: z.number(), scheduled: z.number(), dead_letter: z.number() });
 const sampleSchema = z.object({
@@ -32,12 +35,12 @@ const sampleSchema = z.object({
   workers: z
     .record(z.string(), z.object({ replicas: z.number(), concurrency: z.number(), in_flight: z.number() }))
     .describe('Per pool: worker replicas (processes or in-process consumers), their slots, jobs running.'),
-  succeeded_per_sec: z.number().nullable().describe(TENANT_NULL),
-  failed_per_sec: z.number().nullable().describe(TENANT_NULL),
+  succeeded_per_sec: z.number().nullable().describe(TENANT_SCOPE),
+  failed_per_sec: z.number().nullable().describe(TENANT_SCOPE),
   dispatch_latency_ms: z
     .object({ p50: z.number(), p95: z.number() })
     .nullable()
-    .describe(`Of the jobs started in the last 5 s; null when none started. ${TENANT_NULL}`),
+    .describe(`Of the jobs started in the last 5 s; null when none started. ${TENANT_SCOPE}`),
 });
 const historySchema = z.object({ interval_ms: z.number(), samples: z.array(sampleSchema) });
 
@@ -66,8 +69,10 @@ export function registerDashboardRoutes(
         description:
           'Samples kept by the API (one per interval, the last 15 minutes): queue depths, workers per pool, ' +
           'jobs finished per second, dispatch latency. `since` (epoch ms) returns only newer samples. ' +
-          'Queue depths and workers are shared infrastructure, the same for every key; the job rates and ' +
-          'latency count every tenant’s jobs, so a tenant (non-admin) key gets null for them.',
+          'Queue depths and workers are shared infrastructure, the same for every key. The job rates and ' +
+          'latency count every tenant’s jobs for an admin key, and only its own jobs for a tenant key: those ' +
+          'are computed when the tenant asks, for the newest sample, and kept, so older samples have them ' +
+          'only where the tenant asked before (null otherwise).',
         querystring: z.object({ since: z.coerce.number().int().min(0).optional() }),
         response: {
           200: jsonResponse(historySchema, 'Samples, oldest first.'),
@@ -75,11 +80,15 @@ export function registerDashboardRoutes(
         },
       },
     },
-    (request) => {
-      const admin = principalOf(request).admin;
+    async (request) => {
+      const principal = principalOf(request);
+      const { since } = request.query;
+      const samples: TenantSample[] = principal.admin
+        ? sampler.history(since)
+        : await sampler.tenantHistory(principal.tenant, since);
       return {
         interval_ms: sampler.intervalInMs,
-        samples: sampler.history(request.query.since).map((s) => ({
+        samples: samples.map((s) => ({
           at: s.at,
           queues: Object.fromEntries(
             Object.entries(s.queues).map(([q, d]) => [
@@ -93,9 +102,9 @@ export function registerDashboardRoutes(
               { replicas: w.replicas, concurrency: w.concurrency, in_flight: w.inFlight },
             ]),
           ),
-          succeeded_per_sec: admin ? s.succeededPerSec : null,
-          failed_per_sec: admin ? s.failedPerSec : null,
-          dispatch_latency_ms: admin ? s.dispatchLatencyInMs : null,
+          succeeded_per_sec: s.succeededPerSec,
+          failed_per_sec: s.failedPerSec,
+          dispatch_latency_ms: s.dispatchLatencyInMs,
         })),
       };
     },

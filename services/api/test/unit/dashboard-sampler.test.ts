@@ -65,6 +65,67 @@ describe('dashboard sampler', () => {
     await transport.close();
   });
 
+  it('gives a tenant its own figures, computed on request for the newest sample and kept while it is', async () => {
+    let now = 1_000_000;
+    const asked: { since: number; tenant: string | undefined }[] = [];
+    let failNext = false;
+    const sampler = createStatsSampler({
+      store: {
+        getActivity: (since, options) => {
+          asked.push({ since: since.getTime(), tenant: options?.tenant });
+          if (failNext) {
+            failNext = false;
+            return Promise.reject(new Error('store down'));
+          }
+          const succeeded = options?.tenant === 'acme' ? 5 : options?.tenant === 'globex' ? 10 : 50;
+          return Promise.resolve({ succeeded, failed: 0, started: 0, dispatchLatencyInMs: null });
+        },
+        listWorkers: () => Promise.resolve([]),
+      },
+      transport: createMemoryTransport(),
+      logger: silentLogger,
+      intervalInMs: 1000,
+      historyInMs: 3000,
+      rateWindowInMs: 5000,
+      now: () => now,
+    });
+    const rates = (samples: { succeededPerSec: number | null }[]) => samples.map((s) => s.succeededPerSec);
+    for (let i = 0; i < 2; i++) {
+      now += 1000;
+      await sampler.sample();
+    }
+    asked.length = 0;
+
+    // Only the newest sample gets figures; the older one was taken before acme asked.
+    now += 300;
+    expect(rates(await sampler.tenantHistory('acme'))).toEqual([null, 1]);
+    expect(asked).toEqual([{ since: now - 5000, tenant: 'acme' }]);
+    // Asked again before the next sample: the same figures, no new query.
+    expect(rates(await sampler.tenantHistory('acme'))).toEqual([null, 1]);
+    expect(asked).toHaveLength(1);
+    // Each tenant its own; the admin's history is every tenant's, as sampled.
+    expect(rates(await sampler.tenantHistory('globex'))).toEqual([null, 2]);
+    expect(rates(sampler.history())).toEqual([10, 10]);
+
+    // A new sample: acme's earlier figures are kept, the new one computed; `since` works as for history.
+    now += 700;
+    await sampler.sample();
+    const newest = sampler.history().at(-1)!.at;
+    expect(rates(await sampler.tenantHistory('acme'))).toEqual([null, 1, 1]);
+    expect((await sampler.tenantHistory('acme', newest - 1)).map((s) => s.at)).toEqual([newest]);
+    expect(await sampler.tenantHistory('acme', newest)).toEqual([]);
+    // Depths and workers are the shared ones.
+    const { queues, workers } = sampler.history().at(-1)!;
+    expect((await sampler.tenantHistory('acme')).at(-1)).toMatchObject({ queues, workers });
+
+    // A failed query leaves nulls and is tried again by the next request.
+    now += 1000;
+    await sampler.sample();
+    failNext = true;
+    expect(rates(await sampler.tenantHistory('acme'))).toEqual([1, 1, null]);
+    expect(rates(await sampler.tenantHistory('acme'))).toEqual([1, 1, 1]);
+  });
+
   it('serves the page and its files without a key, and the history only with one', async () => {
     const { generateApiKey, parseApiKeys } = await import('../../src/index.ts');
     const key = generateApiKey('acme');

@@ -38,10 +38,13 @@ export interface JobStore {
    * The tenant's live jobs (submitted, queued, retrying or running): what its quota counts.
    */
   countLiveJobs(tenant: string): Promise<number>;
-  /** Job counts by state (for status pages). */
-  countByState(): Promise<Record<JobState, number>>;
-  /** What happened since `since`, for dashboards: jobs finished, and how long started ones waited. */
-  getActivity(since: Date): Promise<JobActivity>;
+  /** Job counts by state (for status pages): one tenant's, or every tenant's without `tenant`. */
+  countByState(options?: TenantScope): Promise<Record<JobState, number>>;
+  /**
+   * What happened since `since`, for dashboards: jobs finished, and how long started ones waited;
+   * one tenant's jobs, or every tenant's without `tenant`. Meant for short, recent windows (seconds).
+   */
+  getActivity(since: Date, options?: TenantScope): Promise<JobActivity>;
   /** Upserts a worker's presence and load; each worker process calls it on a timer. */
   recordWorker(worker: WorkerPresence): Promise<void>;
   /** Forgets a worker (on a clean shutdown). Idempotent. */
@@ -51,6 +54,12 @@ export interface JobStore {
   /** Throws `DEPENDENCY_UNAVAILABLE` when the database cannot be reached. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Which jobs an aggregate covers. */
+export interface TenantScope {
+  /** Only this tenant's jobs; absent: every tenant's (admins). */
+  tenant?: string;
 }
 
 export interface JobQuery {

@@ -409,6 +409,34 @@ export function describeJobStoreContract(name: string, create: () => Promise<Job
 
         for (const [i, state] of JOB_STATES.entries()) expect(after[state] - before[state]).toBe(i + 1);
       });
+
+      it('given jobs of two tenants, when one tenant is asked for, then only its jobs are counted', async () => {
+        const [a, b] = [`tenant-a-${randomUUID()}`, `tenant-b-${randomUUID()}`];
+        const none = Object.fromEntries(JOB_STATES.map((state) => [state, 0])) as Record<JobState, number>;
+        const before = await store.countByState();
+        const jobs = [
+          testJob({ tenant: a }),
+          testJob({ tenant: a, state: 'running' }),
+          testJob({ tenant: a, state: 'succeeded' }),
+          testJob({ tenant: b, state: 'running' }),
+          testJob({ tenant: b, state: 'failed' }),
+          testJob({ tenant: b, state: 'failed' }),
+        ];
+        await store.createJobs(jobs);
+
+        expect(await store.countByState({ tenant: a })).toStrictEqual({
+          ...none,
+          submitted: 1,
+          running: 1,
+          succeeded: 1,
+        });
+        expect(await store.countByState({ tenant: b })).toStrictEqual({ ...none, running: 1, failed: 2 });
+        expect(await store.countByState({ tenant: `nobody-${randomUUID()}` })).toStrictEqual(none);
+        const after = await store.countByState({});
+        const added = { ...none, submitted: 1, running: 2, succeeded: 1, failed: 2 };
+        for (const state of JOB_STATES) expect(after[state] - before[state], state).toBe(added[state]);
+        await cancelAll(store, jobs);
+      });
     });
 
     describe('concurrent calls (stores may group them into one statement)', () => {
@@ -549,21 +577,26 @@ export function describeJobStoreContract(name: string, create: () => Promise<Job
       // A random far-future window, so jobs of other tests and runs in a shared database stay out of it.
       const windowStart = () => Date.parse('2900-01-01T00:00:00Z') + Math.floor(Math.random() * 1e6) * 60_000;
 
-      it('when jobs start and finish after `since`, then it counts them and gives their dispatch latency', async () => {
-        const t0 = windowStart();
+      /**
+       * Creates one job per run, a second apart from `t0`, starts each `latencyInMs` after its creation
+       * and ends it with its outcome half a second later.
+       */
+      async function runJobs(
+        t0: number,
+        tenant: string,
+        runs: readonly { latencyInMs: number; outcome: 'succeeded' | 'failed' | 'running' }[],
+      ): Promise<void> {
         const iso = (offsetInMs: number) => new Date(t0 + offsetInMs).toISOString();
-        const latencies = [100, 200, 300, 400];
-        const jobs = latencies.map((_, i) => testJob({ createdAt: iso(i * 1000), updatedAt: iso(i * 1000) }));
+        const jobs = runs.map((_, i) => testJob({ tenant, createdAt: iso(i * 1000), updatedAt: iso(i * 1000) }));
         await store.createJobs(jobs);
-        const outcomes = ['succeeded', 'succeeded', 'failed', 'running'] as const;
         for (const [i, job] of jobs.entries()) {
-          const startedAt = i * 1000 + (latencies[i] ?? 0);
+          const { latencyInMs, outcome } = runs[i] ?? { latencyInMs: 0, outcome: 'running' };
+          const startedAt = i * 1000 + latencyInMs;
           const running = await store.updateJob(
-            { ...job, state: 'running', updatedAt: iso(startedAt), version: job.version },
+            { ...job, state: 'running', updatedAt: iso(startedAt) },
             { ifVersion: job.version },
           );
           if (!running) throw new Error('update lost');
-          const outcome = outcomes[i] ?? 'running';
           if (outcome === 'running') continue;
           // A retry that runs again must not move the first start.
           const again = await store.updateJob(
@@ -576,6 +609,16 @@ export function describeJobStoreContract(name: string, create: () => Promise<Job
             { ifVersion: again.version },
           );
         }
+      }
+
+      it('when jobs start and finish after `since`, then it counts them and gives their dispatch latency', async () => {
+        const t0 = windowStart();
+        await runJobs(t0, '', [
+          { latencyInMs: 100, outcome: 'succeeded' },
+          { latencyInMs: 200, outcome: 'succeeded' },
+          { latencyInMs: 300, outcome: 'failed' },
+          { latencyInMs: 400, outcome: 'running' },
+        ]);
 
         const activity = await store.getActivity(new Date(t0));
 
@@ -587,6 +630,47 @@ export function describeJobStoreContract(name: string, create: () => Promise<Job
         expect(activity.dispatchLatencyInMs?.p99).toBeLessThanOrEqual(400);
         const later = await store.getActivity(new Date(t0 + 10_000));
         expect(later).toStrictEqual({ succeeded: 0, failed: 0, started: 0, dispatchLatencyInMs: null });
+      });
+
+      it('given jobs of two tenants, when one tenant is asked for, then only its jobs count', async () => {
+        const t0 = windowStart();
+        const [a, b] = [`tenant-a-${randomUUID()}`, `tenant-b-${randomUUID()}`];
+        const since = new Date(t0);
+        // Other tests' far-future jobs may fall after `since` too: every tenant's counts only grow by ours.
+        const allBefore = await store.getActivity(since);
+        await runJobs(t0, a, [
+          { latencyInMs: 100, outcome: 'succeeded' },
+          { latencyInMs: 300, outcome: 'failed' },
+        ]);
+        await runJobs(t0, b, [
+          { latencyInMs: 1000, outcome: 'succeeded' },
+          { latencyInMs: 2000, outcome: 'succeeded' },
+          { latencyInMs: 3000, outcome: 'running' },
+        ]);
+
+        const [ofA, ofB, ofAll] = [
+          await store.getActivity(since, { tenant: a }),
+          await store.getActivity(since, { tenant: b }),
+          await store.getActivity(since, {}),
+        ];
+
+        expect(ofA).toMatchObject({ succeeded: 1, failed: 1, started: 2 });
+        expect(ofA.dispatchLatencyInMs?.p50).toBeCloseTo(200, 6);
+        expect(ofA.dispatchLatencyInMs?.p99).toBeLessThanOrEqual(300);
+        expect(ofB).toMatchObject({ succeeded: 2, failed: 0, started: 3 });
+        expect(ofB.dispatchLatencyInMs?.p50).toBeCloseTo(2000, 6);
+        expect(ofB.dispatchLatencyInMs?.p95).toBeGreaterThan(2000);
+        expect({
+          succeeded: ofAll.succeeded - allBefore.succeeded,
+          failed: ofAll.failed - allBefore.failed,
+          started: ofAll.started - allBefore.started,
+        }).toStrictEqual({ succeeded: 3, failed: 1, started: 5 });
+        expect(await store.getActivity(since, { tenant: `nobody-${randomUUID()}` })).toStrictEqual({
+          succeeded: 0,
+          failed: 0,
+          started: 0,
+          dispatchLatencyInMs: null,
+        });
       });
     });
 

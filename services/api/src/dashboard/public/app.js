@@ -147,7 +147,7 @@ function draw() {
   const dead = QUEUES.reduce((n, q) => n + (last.queues[q]?.dead_letter ?? 0), 0);
   const tiles = [
     [queued, 'messages waiting'],
-    // A tenant key gets null rates: they count every tenant's jobs.
+    // Null where the API computed no figures: for a tenant key, samples from before it first looked.
     [last.succeeded_per_sec ?? '—', 'succeeded / s'],
     [last.failed_per_sec ?? '—', 'failed / s'],
     [last.dispatch_latency_ms ? `${Math.round(last.dispatch_latency_ms.p95)} ms` : '—', 'dispatch p95'],
