@@ -139,7 +139,7 @@ export function registerJobRoutes(app: ZodApp, ctx: RouteContext): void {
       entry.count += 1;
       counts.set(`${queue}/${job.priority}`, entry);
     }
-    for (const { queue, priority, count } of counts.values()) ctx.metrics.jobsSubmitted(priority, count, queue);
+    for (const { queue, priority, count } of counts.values()) ctx.metrics.jobsSubmitted(queue, priority, count);
   }
 
   /** The job, if the request may see it: another tenant's job does not exist for a non-admin key. */

@@ -1,6 +1,5 @@
 import { OrchestratorError } from '@orch/core';
-import type { BlobStore, ClassifierOptions, HandlerRegistry, JobStore, QueueTransport } from '@orch/core';
-import type { PrometheusMetrics } from '@orch/platform/metrics';
+import type { BlobStore, ClassifierOptions, HandlerRegistry, JobMetrics, JobStore, QueueTransport } from '@orch/core';
 import type {
   FastifyBaseLogger,
   FastifyInstance,
@@ -35,7 +34,7 @@ export interface RouteContext {
   maxAttempts: number;
   /** Labels submissions with the pool the scheduler will choose; the scheduler's settings. */
   classifier: ClassifierOptions;
-  metrics: Pick<PrometheusMetrics, 'jobsSubmitted'>;
+  metrics: Pick<JobMetrics, 'jobsSubmitted'>;
   /** Who a request acts for: its key's tenant, and whether it may see every tenant's jobs. */
   principalOf: (request: FastifyRequest) => Principal;
   /** The quota on each tenant's live jobs. */

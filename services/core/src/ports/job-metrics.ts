@@ -5,8 +5,12 @@ import type { PoolQueue, Priority } from '../job/job.ts';
  * synchronous and must never throw: metrics must not be able to fail a job.
  */
 export interface JobMetrics {
-  /** Jobs accepted by the API. Their pool is not known yet: the scheduler routes them. */
-  jobsSubmitted(priority: Priority, count: number): void;
+  /**
+   * Jobs accepted by the API, by `queue`: the pool the scheduler's classifier will route them to.
+   * The API runs the same pure classifier with the same settings, so this agrees with `jobRouted`
+   * unless the two services are configured differently.
+   */
+  jobsSubmitted(queue: PoolQueue, priority: Priority, count: number): void;
   /** The classifier routed a job. */
   jobRouted(queue: PoolQueue, priority: Priority): void;
   /** A job started; `dispatchLatencyInMs` is from its submission to now (first attempt) or its due time. */

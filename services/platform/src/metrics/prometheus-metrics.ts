@@ -16,14 +16,6 @@ export interface QueueDepthReading {
 
 export interface PrometheusMetrics extends JobMetrics {
   readonly registry: Registry;
-  /**
-   * Jobs accepted by the API, by priority and by `queue`: the pool the scheduler's classifier will
-   * route them to. The API runs the same pure classifier with the same CLASSIFIER_* settings, so the
-   * label agrees with `orch_jobs_routed_total` unless the two services are configured differently.
-   * Without `queue` (a caller of the plain `JobMetrics` port, which does not know the pool) the
-   * series has an empty `queue` label, which Prometheus treats as none.
-   */
-  jobsSubmitted(priority: Priority, count: number, queue?: PoolQueue): void;
   /** Instruments one HTTP request; `route` is the route pattern (`/jobs/:id`), never the raw URL. */
   httpRequestFinished(method: string, route: string, status: number, durationInMs: number): void;
   /**
@@ -123,8 +115,8 @@ export function createPrometheusMetrics(options: PrometheusMetricsOptions): Prom
 
   return {
     registry,
-    jobsSubmitted(priority: Priority, count: number, queue?: PoolQueue) {
-      submitted.inc({ queue: queue ?? '', priority }, count);
+    jobsSubmitted(queue: PoolQueue, priority: Priority, count: number) {
+      submitted.inc({ queue, priority }, count);
     },
     jobRouted(queue: PoolQueue, priority: Priority) {
       routed.inc({ queue, priority });
