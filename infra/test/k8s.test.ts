@@ -23,6 +23,7 @@ import { workerConfigSchema } from '@orch/workers';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { kustomize } from './kubectl.ts';
+import { schemaProblemsOf, type ValidateThis } from './strict-schema.ts';
 
 /**
  * The Kubernetes manifests (k8s/), rendered the way they are applied (`kubectl kustomize`, i.e. the
@@ -63,35 +64,69 @@ const SERVICES: readonly ServiceSpec[] = [
 
 /**
  * The Secrets Store CSI driver's SecretProviderClass (secrets-store.csi.x-k8s.io/v1), validated
- * against the schema of its CRD (no kubernetes-models package exists for it): `spec.provider` a
- * string, `spec.parameters` a map of strings, plus, for the Azure provider, the parameters it
- * cannot work without.
+ * against a hand-written copy of the schema of its CRD (no kubernetes-models package exists for it):
+ * the metadata an ObjectMeta; `spec.provider` a string; `spec.parameters` a map of strings, with,
+ * for the Azure provider, the parameters it cannot work without; `spec.secretObjects` Secrets to
+ * sync, of `secretName`, `type`, `labels`, `annotations` and `data` (`objectName`, `key`). It reads
+ * every field of that schema a manifest may set (not `status`), as a compiled schema does, for the
+ * unknown-field check of ./strict-schema.ts.
  */
 class SecretProviderClass {
-  readonly spec: { provider?: unknown; parameters?: Record<string, unknown> } | undefined;
+  static readonly apiVersion = 'secrets-store.csi.x-k8s.io/v1';
+  static readonly kind = 'SecretProviderClass';
+  readonly apiVersion: unknown;
+  readonly kind: unknown;
   readonly metadata: { name?: string } | undefined;
+  readonly spec: { provider?: unknown; parameters?: Record<string, unknown>; secretObjects?: unknown } | undefined;
 
   constructor(data: { spec?: SecretProviderClass['spec']; metadata?: { name?: string } }) {
-    this.spec = data.spec;
-    this.metadata = data.metadata;
+    Object.assign(this, data);
   }
 
   validate(): void {
-    const { provider, parameters } = this.spec ?? {};
+    if (this.apiVersion !== SecretProviderClass.apiVersion) throw new Error("apiVersion is not the CRD's");
+    if (this.kind !== SecretProviderClass.kind) throw new Error("kind is not the CRD's");
+    // ObjectMeta's schema, through a kind of nothing but metadata.
+    Namespace.prototype.validate.call({ apiVersion: 'v1', kind: 'Namespace', metadata: this.metadata });
+    const { provider, parameters, secretObjects } = this.spec ?? {};
     if (typeof provider !== 'string' || provider === '') throw new Error('spec.provider must be a string');
-    for (const [key, value] of Object.entries(parameters ?? {})) {
-      if (typeof value !== 'string') throw new Error(`spec.parameters.${key} must be a string`);
-    }
+    mustBeStrings(parameters, 'spec.parameters');
     if (provider === 'azure') {
       for (const key of ['clientID', 'keyvaultName', 'tenantId', 'objects']) {
         if (!parameters?.[key]) throw new Error(`spec.parameters.${key} is required by the azure provider`);
       }
     }
+    for (const [i, secret] of asArray(secretObjects, 'spec.secretObjects').entries()) {
+      const { secretName, type, labels, annotations, data } = secret as Record<string, unknown>;
+      mustBeStrings({ secretName, type }, `spec.secretObjects[${i}]`);
+      mustBeStrings(labels, `spec.secretObjects[${i}].labels`);
+      mustBeStrings(annotations, `spec.secretObjects[${i}].annotations`);
+      for (const [j, item] of asArray(data, `spec.secretObjects[${i}].data`).entries()) {
+        const { objectName, key } = item as Record<string, unknown>;
+        mustBeStrings({ objectName, key }, `spec.secretObjects[${i}].data[${j}]`);
+      }
+    }
   }
 }
 
+/** Throws unless `map` is undefined or an object of (defined) strings. */
+function mustBeStrings(map: unknown, path: string): void {
+  if (map === undefined) return;
+  if (map === null || typeof map !== 'object') throw new Error(`${path} must be an object`);
+  for (const [key, value] of Object.entries(map)) {
+    if (value !== undefined && typeof value !== 'string') throw new Error(`${path}.${key} must be a string`);
+  }
+}
+
+/** `value` if an array, [] if undefined; throws otherwise. */
+function asArray(value: unknown, path: string): unknown[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw new Error(`${path} must be an array`);
+  return value as unknown[];
+}
+
 /** Every kind the overlays may render, with the model that validates it. */
-const MODELS: Readonly<Record<string, new (data: never) => { validate(): void }>> = {
+const MODELS: Readonly<Record<string, { new (data: never): object; prototype: { validate: ValidateThis } }>> = {
   'v1/Namespace': Namespace,
   'v1/ServiceAccount': ServiceAccount,
   'v1/ConfigMap': ConfigMap,
@@ -114,6 +149,21 @@ interface RawObject {
   kind: string;
   metadata: { name: string; namespace?: string; labels?: Record<string, string> };
   data?: Record<string, string>;
+}
+
+/** What a failing strict validation of the real manifests means. */
+const MANIFEST_BUG =
+  'a manifest under k8s/ is invalid, or sets a field its kind does not have, which a cluster silently ignores: fix k8s/, not this test';
+
+/**
+ * What is wrong with a rendered object by the schema of its kind, strictly: validation errors, and
+ * every field the schema does not know (see ./strict-schema.ts), each prefixed with the object.
+ */
+function problemsOf(object: RawObject): string[] {
+  const name = `${object.kind} ${object.metadata.name}`;
+  const Model = MODELS[`${object.apiVersion}/${object.kind}`];
+  if (Model === undefined) return [`${name}: no schema for ${object.apiVersion}/${object.kind}`];
+  return schemaProblemsOf(Model.prototype.validate, object).map((problem) => `${name}: ${problem}`);
 }
 
 /** Renders a kustomization directory under k8s/ (`overlays/azure`, `monitoring`). */
@@ -214,14 +264,9 @@ describe.each(OVERLAYS)('k8s/overlays/%s', (overlay) => {
   const k = rendered[overlay];
   const deploymentOf = (service: ServiceSpec) => k.one(Deployment, service.name);
 
-  it('renders, and every object validates against the Kubernetes and KEDA schemas', () => {
-    const unknownKinds = k.raw.filter((o) => MODELS[`${o.apiVersion}/${o.kind}`] === undefined);
-    expect(unknownKinds.map((o) => `${o.apiVersion}/${o.kind}`)).toStrictEqual([]);
+  it('renders, and every object validates strictly, no unknown fields, against the Kubernetes and KEDA schemas (SecretProviderClass: a hand-written one)', () => {
     expect(k.raw.length).toBeGreaterThan(20);
-    for (const model of k.models) {
-      const { kind, metadata } = model as RawObject;
-      expect(() => (model as { validate(): void }).validate(), `${kind} ${metadata.name}`).not.toThrow();
-    }
+    expect(k.raw.flatMap(problemsOf), MANIFEST_BUG).toStrictEqual([]);
   });
 
   it('puts everything in the orchestrator namespace, which enforces the restricted pod security standard', () => {
@@ -415,6 +460,75 @@ describe.each(OVERLAYS)('k8s/overlays/%s', (overlay) => {
   });
 });
 
+describe('the strict schema check: an unknown field anywhere in an object fails, though the models validate it', () => {
+  /** A copy of the raw object of a rendered one, to change. */
+  const copyOf = <T extends { metadata?: { name?: string } }>(
+    k: Manifests,
+    type: abstract new (...args: never[]) => T,
+    name: string,
+  ) => structuredClone(k.raw[k.models.indexOf(k.one(type, name))]) as RawObject & T;
+
+  it('given a container with livenesProbe (a typo) and a probe with a misspelt path, then it reports both', () => {
+    const deployment = copyOf(rendered.local, Deployment, 'api');
+    const [container] = podSpecOf(deployment).containers;
+    if (container?.readinessProbe?.httpGet === undefined) throw new Error('api has no HTTP readiness probe');
+    Object.assign(container.readinessProbe.httpGet, { paht: '/readyz' });
+    Object.assign(container, { livenesProbe: container.livenessProbe });
+    delete container.livenessProbe;
+
+    expect(() => new Deployment(deployment).validate()).not.toThrow();
+    expect(problemsOf(deployment)).toStrictEqual([
+      'Deployment api: unknown field /spec/template/spec/containers/0/livenesProbe',
+      'Deployment api: unknown field /spec/template/spec/containers/0/readinessProbe/httpGet/paht',
+    ]);
+  });
+
+  it('given a ScaledObject with a bogus field in its spec, in a trigger and in its HPA behaviour, then it reports each', () => {
+    const k = rendered.azure;
+    const scaled = copyOf(k, ScaledObject, k.all(ScaledObject)[0]?.metadata?.name ?? '');
+    const [trigger] = scaled.spec.triggers;
+    const scaleDown = scaled.spec.advanced?.horizontalPodAutoscalerConfig?.behavior?.scaleDown;
+    if (trigger === undefined || scaleDown === undefined) throw new Error('no trigger or scale-down behaviour');
+    // The names of the HPA's fields, and a trigger metadata key one level too high.
+    Object.assign(scaled.spec, { minReplicas: 1 });
+    Object.assign(trigger, { queueName: trigger.metadata.queueName });
+    Object.assign(scaleDown, { stabilizationWindow: 300 });
+
+    expect(() => new ScaledObject(scaled).validate()).not.toThrow();
+    const name = `ScaledObject ${scaled.metadata.name}`;
+    expect(problemsOf(scaled)).toStrictEqual([
+      `${name}: unknown field /spec/minReplicas`,
+      `${name}: unknown field /spec/advanced/horizontalPodAutoscalerConfig/behavior/scaleDown/stabilizationWindow`,
+      `${name}: unknown field /spec/triggers/0/queueName`,
+    ]);
+  });
+
+  it('given a PodMonitor (Prometheus Operator schema) and a SecretProviderClass (hand-written schema) with bogus fields, then it reports each', () => {
+    const podMonitor = copyOf(monitoring, PodMonitor, 'orchestrator-services');
+    Object.assign(podMonitor.spec.podMetricsEndpoints?.[0] ?? {}, { scrapeInterval: '30s' });
+    const provider = copyOf(rendered.azure, SecretProviderClass, 'api-keys');
+    Object.assign(provider, { spec: { ...provider.spec, secretObject: [] } });
+    Object.assign(provider.metadata ?? {}, { label: {} });
+
+    expect(problemsOf(podMonitor)).toStrictEqual([
+      'PodMonitor orchestrator-services: unknown field /spec/podMetricsEndpoints/0/scrapeInterval',
+    ]);
+    expect(problemsOf(provider)).toStrictEqual([
+      'SecretProviderClass api-keys: unknown field /metadata/label',
+      'SecretProviderClass api-keys: unknown field /spec/secretObject',
+    ]);
+  });
+
+  it('given fields of the wrong type, or a kind without a schema, then it reports those too', () => {
+    const service = copyOf(rendered.local, Service, 'api-service');
+    Object.assign(service.spec?.ports?.[0] ?? {}, { port: 'http' });
+    const unknownKind = { apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w' } };
+
+    expect(problemsOf(service)).toStrictEqual(['Service api-service: data/spec/ports/0/port must be integer']);
+    expect(problemsOf(unknownKind)).toStrictEqual(['Widget w: no schema for example.com/v1/Widget']);
+  });
+});
+
 describe('k8s/overlays/azure: Azure specifics', () => {
   const k = rendered.azure;
 
@@ -578,7 +692,7 @@ describe('k8s/monitoring: Prometheus scrapes every service of either overlay', (
     });
   };
 
-  it('renders two PodMonitors, a NetworkPolicy, the PrometheusRule and the dashboard, valid, in the orchestrator namespace', () => {
+  it('renders two PodMonitors, a NetworkPolicy, the PrometheusRule and the dashboard, strictly valid (no unknown fields, Prometheus Operator schemas), in the orchestrator namespace', () => {
     expect(monitoring.raw.map((o) => `${o.kind} ${o.metadata.name}`).sort()).toStrictEqual([
       'ConfigMap orchestrator-grafana-dashboard',
       'NetworkPolicy allow-prometheus-scrape',
@@ -586,9 +700,8 @@ describe('k8s/monitoring: Prometheus scrapes every service of either overlay', (
       'PodMonitor orchestrator-services',
       'PrometheusRule orchestrator',
     ]);
-    for (const model of monitoring.models) {
-      const { kind, metadata } = model as RawObject;
-      expect(() => (model as { validate(): void }).validate(), `${kind} ${metadata.name}`).not.toThrow();
+    expect(monitoring.raw.flatMap(problemsOf), MANIFEST_BUG).toStrictEqual([]);
+    for (const { kind, metadata } of monitoring.raw) {
       expect(metadata.namespace, `${kind} ${metadata.name}`).toBe(NAMESPACE);
     }
   });
