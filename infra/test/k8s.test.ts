@@ -437,6 +437,17 @@ describe.each(OVERLAYS)('k8s/overlays/%s', (overlay) => {
         expect(policy.periodSeconds).toBeGreaterThanOrEqual(60);
         expect(policy.value).toBeLessThanOrEqual(policy.type === 'Pods' ? 1 : 50);
       }
+      // The pace the local autoscaler models is the ScaledObject's, policy for policy.
+      const paceOf = (rules: NonNullable<typeof behavior>['scaleUp']) => ({
+        select: rules?.selectPolicy,
+        policies: (rules?.policies ?? []).map((p) => ({
+          type: p.type,
+          value: p.value,
+          periodInMs: p.periodSeconds * 1000,
+        })),
+      });
+      expect(paceOf(behavior?.scaleUp)).toStrictEqual(rule.scaleUp);
+      expect(paceOf(behavior?.scaleDown)).toStrictEqual(rule.scaleDown);
 
       // The lanes are summed against the per-replica target, as POOL_SCALING's autoscaler sums them.
       const modifiers = object.spec.advanced?.scalingModifiers;
