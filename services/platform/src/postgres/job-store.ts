@@ -373,20 +373,28 @@ class PostgresJobStore implements JobStore {
    * call is retried alone, so only the calls that conflict fail.
    */
   async #createMany(calls: readonly CreateCall[]): Promise<(Error | undefined)[]> {
-    const insert = (jobs: readonly Job[], records: readonly IdempotencyRecord[]) =>
-      this.#client.transaction(async (tx) => {
+    const insertChunk = (client: SqlClient, chunk: readonly Job[]) => {
+      const params: unknown[] = [];
+      const tuples = chunk.map((job) => {
+        const base = params.length;
+        params.push(...toParams(job));
+        return `(${WRITE_COLUMNS.map(([, cast], i) => `$${base + i + 1}::${cast}`).join(', ')})`;
+      });
+      return client.query(INSERT_PREFIX + tuples.join(', '), params);
+    };
+    const insert = async (jobs: readonly Job[], records: readonly IdempotencyRecord[]): Promise<void> => {
+      // One statement is atomic on its own: no BEGIN and COMMIT round trips for the common case.
+      if (records.length === 0 && jobs.length <= INSERT_CHUNK_ROWS) {
+        await insertChunk(this.#client, jobs);
+        return;
+      }
+      await this.#client.transaction(async (tx) => {
         for (const record of records) await claimIdempotencyKey(tx, record);
         for (let start = 0; start < jobs.length; start += INSERT_CHUNK_ROWS) {
-          const chunk = jobs.slice(start, start + INSERT_CHUNK_ROWS);
-          const params: unknown[] = [];
-          const tuples = chunk.map((job) => {
-            const base = params.length;
-            params.push(...toParams(job));
-            return `(${WRITE_COLUMNS.map(([, cast], i) => `$${base + i + 1}::${cast}`).join(', ')})`;
-          });
-          await tx.query(INSERT_PREFIX + tuples.join(', '), params);
+          await insertChunk(tx, jobs.slice(start, start + INSERT_CHUNK_ROWS));
         }
       });
+    };
     const recordsOf = (call: CreateCall) => (call.idempotency ? [call.idempotency] : []);
     if (calls.length === 1 && calls[0]) {
       await insert(calls[0].jobs, recordsOf(calls[0]));
