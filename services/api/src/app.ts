@@ -9,7 +9,7 @@ import type { BlobStore, ClassifierOptions, HandlerRegistry, JobStore, QueueTran
 import type { PrometheusMetrics } from '@orch/platform/metrics';
 import type { Logger } from '@orch/platform/runtime';
 import Fastify from 'fastify';
-import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
   jsonSchemaTransform,
   jsonSchemaTransformObject,
@@ -17,8 +17,9 @@ import {
   validatorCompiler,
 } from 'fastify-type-provider-zod';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { ANONYMOUS_ADMIN, createAuthenticator } from './auth.ts';
+import { ANONYMOUS_ADMIN, bearerKeyOf, createAuthenticator } from './auth.ts';
 import type { ApiKeyEntry, Principal } from './auth.ts';
+import { createAuthFailureLimiter } from './auth-failures.ts';
 import { clientErrorResponse, routeNotFound, sendError } from './http-errors.ts';
 import { createTenantQuota } from './quota.ts';
 import type { ErrorMappingOptions } from './http-errors.ts';
@@ -64,6 +65,13 @@ export interface ApiOptions {
   apiKeys?: readonly ApiKeyEntry[];
   /** Requests per tenant per window (only with `apiKeys`); `max: 0` turns it off. @default off */
   rateLimit?: { max: number; windowInMs: number };
+  /**
+   * Failed authentications one client address may make per window (only with `apiKeys`); past
+   * that, its requests without a valid key get 429 RATE_LIMITED until the window ends, while valid
+   * keys from it still work. `maxClients` bounds the addresses remembered (@default 10000).
+   * `max: 0` turns it off. @default off
+   */
+  authFailureLimit?: { max: number; windowInMs: number; maxClients?: number };
   /** Live jobs a tenant may have; 0 turns the quota off. @default 0 */
   maxLiveJobsPerTenant?: number;
   /** A request must arrive whole within this time. @default 30000 */
@@ -136,6 +144,16 @@ function finishOpenApi(openapi: LooseOpenApi): void {
   for (const name of Object.keys(schemas)) if (!used.has(name)) delete schemas[name];
 }
 
+/** The 429 for a client address over its failed authentications, with the wait until its window ends. */
+function tooManyFailures(reply: FastifyReply, blockedForMs: number): OrchestratorError {
+  const seconds = Math.max(1, Math.ceil(blockedForMs / 1000));
+  void reply.header('retry-after', String(seconds));
+  return new OrchestratorError(
+    'RATE_LIMITED',
+    `too many failed authentications from this address; retry in ${seconds} s, or send a valid API key`,
+  );
+}
+
 /**
  * Builds the HTTP API (routes, validation, error mapping, OpenAPI document and docs UI) without
  * listening: `main.ts` calls `listen`, tests call `inject`. Closing the app does not close the ports.
@@ -193,12 +211,39 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions): Promise<Fast
   const apiKeys = options.apiKeys ?? [];
   const authenticate = apiKeys.length > 0 ? createAuthenticator(apiKeys) : () => ANONYMOUS_ADMIN;
   const principalOf = (request: FastifyRequest): Principal => principals.get(request) ?? ANONYMOUS_ADMIN;
-  app.addHook('onRequest', (request, _reply, done) => {
+  const clock = deps.clock ?? (() => new Date());
+  // Against key guessing, refusals count per client address: `request.ip` is the socket's peer
+  // (`trustProxy` is off), so behind the LoadBalancer whatever source address the pod sees.
+  const failureLimit = options.authFailureLimit;
+  const failures =
+    apiKeys.length > 0 && failureLimit && failureLimit.max > 0
+      ? createAuthFailureLimiter({
+          maxFailures: failureLimit.max,
+          windowInMs: failureLimit.windowInMs,
+          ...(failureLimit.maxClients !== undefined && { maxClients: failureLimit.maxClients }),
+          now: () => clock().getTime(),
+        })
+      : undefined;
+  app.addHook('onRequest', (request, reply, done) => {
     if (request.routeOptions.config.public === true || request.routeOptions.url?.startsWith('/docs')) return done();
+    const authorization = request.headers.authorization;
+    const blockedForMs = failures?.blockedFor(request.ip);
+    // A refused address gets no key lookup for what cannot be a key; a key is still checked, so
+    // clients sharing the address with the guesser (an office behind NAT) keep working with theirs.
+    if (blockedForMs !== undefined && bearerKeyOf(authorization) === undefined) {
+      return done(tooManyFailures(reply, blockedForMs));
+    }
     try {
-      principals.set(request, authenticate(request.headers.authorization));
+      principals.set(request, authenticate(authorization));
       done();
     } catch (e) {
+      if (blockedForMs !== undefined) return done(tooManyFailures(reply, blockedForMs));
+      if (failures?.recordFailure(request.ip)) {
+        request.log.warn(
+          { client: request.ip, failures: failureLimit?.max },
+          'client address refused after too many failed authentications',
+        );
+      }
       done(e as Error);
     }
   });
@@ -259,7 +304,7 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions): Promise<Fast
     blobs: deps.blobs,
     handlers: deps.handlers,
     knownTypes: new Set(deps.handlers.keys()),
-    clock: deps.clock ?? (() => new Date()),
+    clock,
     newId: deps.newId ?? randomUUID,
     maxAttempts: options.maxAttempts,
     classifier: options.classifier ?? DEFAULT_CLASSIFIER_OPTIONS,

@@ -75,6 +75,10 @@ export function parseApiKeys(text: string, source: string): ApiKeyEntry[] {
   return entries;
 }
 
+/** The key of an `Authorization: Bearer <key>` header; `undefined` without one or in another form. */
+export const bearerKeyOf = (authorization: string | undefined): string | undefined =>
+  authorization ? /^Bearer +(\S+) *$/i.exec(authorization)?.[1] : undefined;
+
 /**
  * Resolves the `Authorization` header of a request to its principal. Throws `UNAUTHENTICATED` for a
  * missing, malformed or unknown key; the message never echoes the key.
@@ -87,11 +91,11 @@ export function createAuthenticator(entries: readonly ApiKeyEntry[]): Authentica
     if (authorization === undefined || authorization === '') {
       throw new OrchestratorError('UNAUTHENTICATED', 'an API key is required: send "Authorization: Bearer <key>"');
     }
-    const match = /^Bearer +(\S+) *$/i.exec(authorization);
-    if (!match?.[1]) {
+    const key = bearerKeyOf(authorization);
+    if (key === undefined) {
       throw new OrchestratorError('UNAUTHENTICATED', 'the Authorization header must be "Bearer <key>"');
     }
-    const hash = hashApiKey(match[1]);
+    const hash = hashApiKey(key);
     const entry = byHash.get(hash);
     // The map lookup is on a hash of the secret; the final comparison is constant-time anyway.
     if (!entry || !timingSafeEqual(Buffer.from(entry.sha256, 'hex'), Buffer.from(hash, 'hex'))) {

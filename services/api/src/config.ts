@@ -43,6 +43,15 @@ export const apiConfigSchema = classifierConfig.extend({
   RATE_LIMIT_MAX: z.coerce.number().int().min(0).default(1200),
   /** @default 60000 */
   RATE_LIMIT_WINDOW_MS: z.coerce.number().int().positive().default(60_000),
+  /**
+   * Failed authentications (no, malformed or unknown API key) one client address may make per
+   * AUTH_FAILURE_WINDOW_MS (with API keys only); past it, that address's requests without a valid
+   * key get 429 RATE_LIMITED until the window ends, while valid keys from it still work. 0 turns
+   * it off. @default 30
+   */
+  AUTH_FAILURE_MAX: z.coerce.number().int().min(0).default(30),
+  /** @default 60000 */
+  AUTH_FAILURE_WINDOW_MS: z.coerce.number().int().positive().default(60_000),
   /** Live (submitted, queued, retrying or running) jobs a tenant may have; 0 turns it off. @default 100000 */
   TENANT_MAX_LIVE_JOBS: z.coerce.number().int().min(0).default(100_000),
   /** A request must arrive whole within this time (slow clients get 408). @default 30000 */
@@ -126,6 +135,7 @@ export async function loadApiOptions(
     idempotencyTtlInMs: config.IDEMPOTENCY_TTL_MS,
     apiKeys,
     rateLimit: { max: config.RATE_LIMIT_MAX, windowInMs: config.RATE_LIMIT_WINDOW_MS },
+    authFailureLimit: { max: config.AUTH_FAILURE_MAX, windowInMs: config.AUTH_FAILURE_WINDOW_MS },
     maxLiveJobsPerTenant: config.TENANT_MAX_LIVE_JOBS,
     requestTimeoutInMs: config.REQUEST_TIMEOUT_MS,
     corsOrigins: config.CORS_ORIGINS,

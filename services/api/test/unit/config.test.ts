@@ -27,6 +27,8 @@ describe('loadApiConfig', () => {
       IDEMPOTENCY_TTL_MS: 86_400_000,
       RATE_LIMIT_MAX: 1200,
       RATE_LIMIT_WINDOW_MS: 60_000,
+      AUTH_FAILURE_MAX: 30,
+      AUTH_FAILURE_WINDOW_MS: 60_000,
       TENANT_MAX_LIVE_JOBS: 100_000,
       REQUEST_TIMEOUT_MS: 30_000,
       CORS_ORIGINS: [],
@@ -51,6 +53,8 @@ describe('loadApiConfig', () => {
       IDEMPOTENCY_TTL_MS: 86_400_000,
       RATE_LIMIT_MAX: 1200,
       RATE_LIMIT_WINDOW_MS: 60_000,
+      AUTH_FAILURE_MAX: 30,
+      AUTH_FAILURE_WINDOW_MS: 60_000,
       TENANT_MAX_LIVE_JOBS: 100_000,
       REQUEST_TIMEOUT_MS: 30_000,
       CORS_ORIGINS: [],
@@ -95,6 +99,8 @@ describe('loadApiConfig', () => {
       IDEMPOTENCY_TTL_MS: 86_400_000,
       RATE_LIMIT_MAX: 1200,
       RATE_LIMIT_WINDOW_MS: 60_000,
+      AUTH_FAILURE_MAX: 30,
+      AUTH_FAILURE_WINDOW_MS: 60_000,
       TENANT_MAX_LIVE_JOBS: 100_000,
       REQUEST_TIMEOUT_MS: 30_000,
       CORS_ORIGINS: [],
@@ -115,5 +121,14 @@ describe('loadApiOptions', () => {
       sparkThreshold: 10,
       priorityMultipliers: { low: 1, normal: 1, high: 1.5, urgent: 3 },
     });
+  });
+
+  it('passes the limit on failed authentications per client address on (0 turns it off)', async () => {
+    const load = async (env: Record<string, string>) =>
+      (await loadApiOptions(loadApiConfig(env), { mode: 'embedded', logger: silentLogger })).authFailureLimit;
+    expect(await load({})).toEqual({ max: 30, windowInMs: 60_000 });
+    expect(await load({ AUTH_FAILURE_MAX: '0', AUTH_FAILURE_WINDOW_MS: '1000' })).toEqual({ max: 0, windowInMs: 1000 });
+    expect(() => loadApiConfig({ AUTH_FAILURE_MAX: '-1' })).toThrow('AUTH_FAILURE_MAX');
+    expect(() => loadApiConfig({ AUTH_FAILURE_WINDOW_MS: '0' })).toThrow('AUTH_FAILURE_WINDOW_MS');
   });
 });

@@ -10,11 +10,12 @@ import type { Backends, TestApp } from './support.ts';
 /**
  * Property-based abuse of every endpoint: 13,000 generated requests with hostile methods, paths,
  * path parameters, query strings, headers and bodies, first against an API without keys, then
- * against one with API keys, two tenants and an admin, a rate limit and a live-job quota, where
- * the Authorization and Idempotency-Key headers are fuzzed too. Whatever arrives, the API answers
- * below 500 with its JSON error shape, leaks nothing internal, creates a job only for a request it
- * accepted (202) and for the tenant that sent it, never shows one tenant another's jobs, refuses
- * every request without a valid key (but the public routes), and is healthy afterwards.
+ * against one with API keys, two tenants and an admin, a rate limit, a live-job quota and a limit
+ * on failed authentications, where the Authorization and Idempotency-Key headers are fuzzed too.
+ * Whatever arrives, the API answers below 500 with its JSON error shape, leaks nothing internal,
+ * creates a job only for a request it accepted (202) and for the tenant that sent it, never shows
+ * one tenant another's jobs, refuses every request without a valid key (but the public routes),
+ * never refuses a valid key for others' failures, and is healthy afterwards.
  */
 const RUNS = { anyRoute: 4_000, submissions: 2_000, reads: 2_000, keyedAnyRoute: 3_000, keyedSubmissions: 2_000 };
 /** Fixed, so CI is reproducible; set FUZZ_SEED to explore other inputs (a failure prints its seed). */
@@ -297,6 +298,8 @@ describe('fuzzing with API keys, tenants and abuse limits', () => {
     { key: ops.key, tenant: 'ops', admin: true },
   ];
   type Principal = (typeof principals)[number];
+  /** Failed authentications the one fuzzing address may make per minute. */
+  const AUTH_FAILURE_MAX = 200;
   let test: TestApp;
 
   beforeAll(async () => {
@@ -309,6 +312,9 @@ describe('fuzzing with API keys, tenants and abuse limits', () => {
         // jobs accepted: every tenant runs into both limits during the run.
         rateLimit: { max: 300, windowInMs: 60_000 },
         maxLiveJobsPerTenant: 40,
+        // All of it comes from one address, some 2,000 requests without a valid key: the first
+        // 200 are refused with 401, the rest (within the minute) with 429, valid keys never.
+        authFailureLimit: { max: AUTH_FAILURE_MAX, windowInMs: 60_000 },
       },
     );
   });
@@ -385,6 +391,7 @@ describe('fuzzing with API keys, tenants and abuse limits', () => {
 
   const seen = {
     unauthenticated: 0,
+    authFailuresLimited: 0,
     accepted: 0,
     replayed: 0,
     rateLimited: 0,
@@ -419,25 +426,39 @@ describe('fuzzing with API keys, tenants and abuse limits', () => {
     });
     expectSafeAnswer(r, response);
     const status = response.statusCode;
-    const code = status >= 400 && r.method !== 'HEAD' ? response.json<{ code: string }>().code : undefined;
+    const error = status >= 400 && r.method !== 'HEAD' ? response.json<{ code: string; message: string }>() : undefined;
+    const code = error?.code;
     const routed = routePathOf(sendable(r.path, r.query));
     const publicRoute =
       (r.method === 'GET' || r.method === 'HEAD') && (PUBLIC_PATHS.has(routed) || routed.startsWith('/docs'));
 
+    // Told apart from a tenant's limits by its message (HEAD answers have none).
+    const authFailuresLimited =
+      status === 429 && error !== undefined && error.message.includes('failed authentications');
     if (!principal) {
       // No valid key: refused, whatever the route, method or body, unless the route is public. A
-      // URL the router rejects before any hook (undecodable, an over-long id) is a bare 404.
+      // URL the router rejects before any hook (undecodable, an over-long id) is a bare 404. Once
+      // the address has failed too often: 429 instead of 401, with the wait until its window ends.
       const routerRejected = status === 404 && (code === undefined || code === 'ROUTE_NOT_FOUND');
       if (!publicRoute && !routerRejected) {
-        expect(status, `${r.method} ${r.path.slice(0, 200)} with ${String(auth).slice(0, 80)}`).toBe(401);
+        // (A window may end during a slow run, so 401s can follow 429s again.)
+        const refusals = seen.unauthenticated < AUTH_FAILURE_MAX ? [401] : [401, 429];
+        expect(refusals, `${r.method} ${r.path.slice(0, 200)} with ${String(auth).slice(0, 80)}`).toContain(status);
       }
       if (status === 401) seen.unauthenticated += 1;
       if (code !== undefined && status === 401) expect(code).toBe('UNAUTHENTICATED');
+      if (status === 429) {
+        if (error !== undefined) expect(authFailuresLimited, error.message).toBe(true);
+        if (code !== undefined) expect(code).toBe('RATE_LIMITED');
+        expect(Number(response.headers['retry-after'])).toBeGreaterThan(0);
+        seen.authFailuresLimited += 1;
+      }
       return;
     }
     expect(status, `${r.method} ${r.path} as ${principal.tenant}`).not.toBe(401);
     if (status === 429) {
       if (code !== undefined) expect(['RATE_LIMITED', 'QUOTA_EXCEEDED']).toContain(code);
+      expect(authFailuresLimited, "a valid key is never refused for others' failures").toBe(false);
       expect(Number(response.headers['retry-after'])).toBeGreaterThan(0);
       if (code === 'QUOTA_EXCEEDED') seen.quotaExceeded += 1;
       else seen.rateLimited += 1;

@@ -7,7 +7,7 @@ import { isOrchestratorError } from '@orch/core';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateApiKey, hashApiKey, loadApiConfig, loadApiOptions, parseApiKeys } from '../../src/index.ts';
-import type { ApiOptions } from '../../src/index.ts';
+import type { ApiDeps, ApiOptions } from '../../src/index.ts';
 import { createBackends, createRecordingLogger, createTestApp, silentLogger, withOverrides } from './support.ts';
 import type { Backends, TestApp } from './support.ts';
 
@@ -26,8 +26,12 @@ const keys = parseApiKeys([acme.entry, globex.entry, ops.entry].join('\n'), 'tes
 
 const as = (key: string) => ({ authorization: `Bearer ${key}` });
 
-async function withApp(options: Partial<ApiOptions>, body: (app: FastifyInstance) => Promise<void>): Promise<void> {
-  const test: TestApp = await createTestApp(backends, {}, options);
+async function withApp(
+  options: Partial<ApiOptions>,
+  body: (app: FastifyInstance) => Promise<void>,
+  deps: Partial<ApiDeps> = {},
+): Promise<void> {
+  const test: TestApp = await createTestApp(backends, deps, options);
   try {
     await body(test.app);
   } finally {
@@ -185,6 +189,117 @@ describe('abuse limits', () => {
       expect((await get(globex.key)).statusCode).toBe(200);
       // Probes are never limited.
       expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+    });
+  });
+
+  describe('failed authentications per client address', () => {
+    const attacker = '198.51.100.7';
+    const bystander = '198.51.100.8';
+    const from = (remoteAddress: string, authorization?: string) => ({
+      remoteAddress,
+      ...(authorization !== undefined && { headers: { authorization } }),
+    });
+    /** A clock the test moves; the limiter's windows follow it. */
+    const createClock = () => {
+      let at = Date.parse('2026-01-01T00:00:00Z');
+      return { clock: () => new Date(at), advance: (ms: number) => (at += ms) };
+    };
+
+    it('given a brute force from one address, then after N failures its requests without a valid key get 429 RATE_LIMITED with Retry-After until the window ends', async () => {
+      const { clock, advance } = createClock();
+      await withApp(
+        { apiKeys: keys, authFailureLimit: { max: 5, windowInMs: 60_000 } },
+        async (app) => {
+          const get = (remoteAddress: string, authorization?: string) =>
+            app.inject({ method: 'GET', url: '/jobs?limit=1', ...from(remoteAddress, authorization) });
+          // Every kind of failure counts: no key, another scheme, unknown keys.
+          for (const authorization of [undefined, 'Basic Zm9vOmJhcg==', 'Bearer orch_guess-1', 'Bearer orch_guess-2']) {
+            expect((await get(attacker, authorization)).statusCode).toBe(401);
+          }
+          advance(20_000);
+          expect((await get(attacker, 'Bearer orch_guess-3')).statusCode).toBe(401);
+
+          for (const authorization of ['Bearer orch_guess-4', undefined, 'Token x', `Bearer ${acme.key}x`]) {
+            const limited = await get(attacker, authorization);
+            expect(limited.statusCode, String(authorization)).toBe(429);
+            expect(codeOf(limited)).toBe('RATE_LIMITED');
+            expect(limited.json<{ message: string }>().message).toMatch(/failed authentications/);
+            // The window started with the first failure, 20 s ago.
+            expect(limited.headers['retry-after']).toBe('40');
+            expect(limited.body).not.toContain('orch_guess');
+          }
+          // Probes and the API description stay open to it.
+          expect((await app.inject({ method: 'GET', url: '/healthz', remoteAddress: attacker })).statusCode).toBe(200);
+
+          advance(39_000);
+          expect((await get(attacker)).headers['retry-after']).toBe('1');
+          advance(1_000);
+          // A new window: the address is refused with 401 again, and counted afresh.
+          for (let i = 0; i < 5; i++) expect((await get(attacker, 'Bearer orch_guess-5')).statusCode).toBe(401);
+          expect((await get(attacker, 'Bearer orch_guess-6')).statusCode).toBe(429);
+        },
+        { clock },
+      );
+    });
+
+    it('given a refused address, then valid keys from it still work and keep their per-tenant limit, and other addresses are unaffected', async () => {
+      await withApp(
+        { apiKeys: keys, authFailureLimit: { max: 3, windowInMs: 60_000 }, rateLimit: { max: 4, windowInMs: 60_000 } },
+        async (app) => {
+          const get = (remoteAddress: string, authorization?: string) =>
+            app.inject({ method: 'GET', url: '/jobs?limit=1', ...from(remoteAddress, authorization) });
+          for (let i = 0; i < 3; i++) expect((await get(attacker, `Bearer orch_guess-${i}`)).statusCode).toBe(401);
+          expect((await get(attacker, 'Bearer orch_guess-3')).statusCode).toBe(429);
+
+          // An office behind the same NAT address: its valid keys are neither refused nor counted.
+          for (let i = 0; i < 4; i++) expect((await get(attacker, as(acme.key).authorization)).statusCode).toBe(200);
+          const tenantLimited = await get(attacker, as(acme.key).authorization);
+          expect(tenantLimited.statusCode).toBe(429);
+          expect(tenantLimited.json<{ message: string }>().message).toMatch(/rate limit of 4 requests/);
+          expect((await get(attacker, as(globex.key).authorization)).statusCode).toBe(200);
+          const created = await app.inject({
+            method: 'POST',
+            url: '/jobs',
+            payload: '{"rows": 1}',
+            remoteAddress: attacker,
+            headers: { 'content-type': 'application/json', ...as(ops.key) },
+          });
+          expect(created.statusCode).toBe(202);
+
+          // Another address has its own count.
+          expect((await get(bystander, 'Bearer orch_guess-7')).statusCode).toBe(401);
+          expect((await get(bystander)).statusCode).toBe(401);
+        },
+      );
+    });
+
+    it('given no API keys or a limit of 0, then nothing is limited', async () => {
+      await withApp({ authFailureLimit: { max: 1, windowInMs: 60_000 } }, async (app) => {
+        for (let i = 0; i < 5; i++) {
+          expect((await app.inject({ method: 'GET', url: '/jobs?limit=1', remoteAddress: attacker })).statusCode).toBe(
+            200,
+          );
+        }
+      });
+      await withApp({ apiKeys: keys, authFailureLimit: { max: 0, windowInMs: 60_000 } }, async (app) => {
+        for (let i = 0; i < 50; i++) {
+          expect((await app.inject({ method: 'GET', url: '/jobs', remoteAddress: attacker })).statusCode).toBe(401);
+        }
+      });
+    });
+
+    it('given failures from more addresses than it remembers, then the oldest are forgotten (memory stays bounded)', async () => {
+      await withApp({ apiKeys: keys, authFailureLimit: { max: 1, windowInMs: 60_000, maxClients: 2 } }, async (app) => {
+        const status = async (remoteAddress: string) =>
+          (await app.inject({ method: 'GET', url: '/jobs', remoteAddress })).statusCode;
+        expect(await status('203.0.113.1')).toBe(401);
+        expect(await status('203.0.113.1')).toBe(429);
+        expect(await status('203.0.113.2')).toBe(401);
+        expect(await status('203.0.113.3')).toBe(401);
+        // 203.0.113.1 was the least recent of three with room for two.
+        expect(await status('203.0.113.1')).toBe(401);
+        expect(await status('203.0.113.3')).toBe(429);
+      });
     });
   });
 
