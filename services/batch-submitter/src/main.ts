@@ -1,28 +1,11 @@
-import { createLogger, onShutdown, startOpsServer, toRetryPolicy } from '@orch/platform/runtime';
-import {
-  assertStandaloneCapable,
-  createBatchBackend,
-  createBlobStore,
-  createJobStore,
-  createTransport,
-} from '@orch/platform/wiring';
+import { toRetryPolicy } from '@orch/platform/runtime';
+import { startConsumerService } from '@orch/platform/service';
+import { createBatchBackend, createBlobStore } from '@orch/platform/wiring';
 import { startBatchSubmitter } from './batch-submitter.ts';
 import { loadBatchSubmitterConfig } from './config.ts';
-import { createPrometheusMetrics } from '@orch/platform/metrics';
 
 const config = loadBatchSubmitterConfig(process.env);
-const logger = createLogger({ service: 'batch-submitter', level: config.LOG_LEVEL, format: config.LOG_FORMAT });
-assertStandaloneCapable(config, 'batch-submitter');
-const store = await createJobStore(config, logger);
-const metrics = createPrometheusMetrics({ service: 'batch-submitter' });
-const ops = await startOpsServer({
-  port: config.OPS_PORT,
-  host: config.OPS_HOST,
-  logger,
-  readinessChecks: { store: () => store.ping() },
-  metrics,
-});
-const transport = await createTransport(config, logger);
+const { logger, store, transport, metrics, stopOnShutdown } = await startConsumerService(config, 'batch-submitter');
 const blobs = await createBlobStore(config);
 const backend = await createBatchBackend(config, logger);
 const submitter = await startBatchSubmitter(
@@ -36,16 +19,4 @@ const submitter = await startBatchSubmitter(
   },
 );
 logger.info({ backend: backend.kind }, 'batch submitter started');
-onShutdown(
-  logger,
-  [
-    () => Promise.resolve(ops.setReady(false)),
-    () => submitter.close(),
-    () => backend.close(),
-    () => transport.close(),
-    () => blobs.close(),
-    () => store.close(),
-    () => ops.close(),
-  ],
-  { timeoutInMs: config.SHUTDOWN_TIMEOUT_MS },
-);
+stopOnShutdown({ drain: [() => submitter.close()], close: [() => backend.close(), () => blobs.close()] });

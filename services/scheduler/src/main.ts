@@ -1,23 +1,11 @@
-import { createLogger, onShutdown, startOpsServer, toClassifierOptions, toRetryPolicy } from '@orch/platform/runtime';
-import { assertStandaloneCapable, createJobStore, createTransport } from '@orch/platform/wiring';
+import { toClassifierOptions, toRetryPolicy } from '@orch/platform/runtime';
+import { startConsumerService } from '@orch/platform/service';
 import { loadSchedulerConfig } from './config.ts';
 import { createReconciler } from './reconciler.ts';
 import { startScheduler } from './scheduler.ts';
-import { createPrometheusMetrics } from '@orch/platform/metrics';
 
 const config = loadSchedulerConfig(process.env);
-const logger = createLogger({ service: 'scheduler', level: config.LOG_LEVEL, format: config.LOG_FORMAT });
-assertStandaloneCapable(config, 'scheduler');
-const store = await createJobStore(config, logger);
-const metrics = createPrometheusMetrics({ service: 'scheduler' });
-const ops = await startOpsServer({
-  port: config.OPS_PORT,
-  host: config.OPS_HOST,
-  logger,
-  readinessChecks: { store: () => store.ping() },
-  metrics,
-});
-const transport = await createTransport(config, logger);
+const { logger, store, transport, metrics, stopOnShutdown } = await startConsumerService(config, 'scheduler');
 const subscription = await startScheduler(
   { store, transport, metrics, logger },
   { classifier: toClassifierOptions(config), concurrency: config.SCHEDULER_CONCURRENCY },
@@ -33,15 +21,4 @@ const reconciler = createReconciler(
 );
 reconciler.start();
 logger.info({ transport: transport.kind }, 'scheduler started');
-onShutdown(
-  logger,
-  [
-    () => Promise.resolve(ops.setReady(false)),
-    () => subscription.close(),
-    () => reconciler.stop(),
-    () => transport.close(),
-    () => store.close(),
-    () => ops.close(),
-  ],
-  { timeoutInMs: config.SHUTDOWN_TIMEOUT_MS },
-);
+stopOnShutdown({ drain: [() => subscription.close(), () => reconciler.stop()] });
