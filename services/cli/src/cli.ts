@@ -1,5 +1,5 @@
 import { JOB_STATES, MAX_BATCH_SIZE, POOL_QUEUES, PRIORITIES } from '@orch/core';
-import type { JobState, PoolQueue, Priority } from '@orch/core';
+import type { JobState, PoolQueue } from '@orch/core';
 import { Command, CommanderError, Option } from 'commander';
 import packageJson from '../package.json' with { type: 'json' };
 import { createApiClient, DEFAULT_TIMEOUT_IN_MS } from './api-client.ts';
@@ -30,6 +30,7 @@ import {
   resolveApiUrl,
   toSubmission,
 } from './options.ts';
+import type { SubmissionFlags } from './options.ts';
 
 /** What the CLI needs from its process; `main.ts` passes the real ones, tests their own. */
 export interface CliIo {
@@ -399,13 +400,7 @@ export function buildProgram(io: CliIo): Command {
   return program;
 }
 
-interface SubmitFlags {
-  type?: string;
-  rows?: number;
-  estimatedRuntimeSec?: number;
-  priority?: Priority;
-  latencySensitive?: boolean;
-  data?: Record<string, unknown>;
+interface SubmitFlags extends SubmissionFlags {
   count?: number;
   chunkSize: number;
   idempotencyKey?: string;

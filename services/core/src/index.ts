@@ -96,7 +96,7 @@ export { computeSyntheticAggregates, fnv1a32, runSynthetic } from './handlers/sy
 export type { SyntheticAggregates } from './handlers/synthetic.ts';
 
 export { consumeLanes } from './dispatch/consume-lanes.ts';
-export { activeMessagesOfLanes } from './dispatch/lane-depth.ts';
+export { activeMessagesOfLanes, sumQueueDepths } from './dispatch/lane-depth.ts';
 export { dispatchJobs, messageIdOf, nextQueueOf } from './dispatch/dispatch-jobs.ts';
 export type { ConsumeLanesOptions } from './dispatch/consume-lanes.ts';
 export { PriorityGate } from './dispatch/priority-gate.ts';

@@ -1,4 +1,4 @@
-import { INGEST_LANES, INGEST_QUEUE, POOL_QUEUES, lanesOf } from '@orch/core';
+import { INGEST_LANES, INGEST_QUEUE, POOL_QUEUES, lanesOf, sumQueueDepths } from '@orch/core';
 import type { JobActivity, JobStore, QueueTransport } from '@orch/core';
 import type { Logger } from '@orch/platform/runtime';
 
@@ -90,17 +90,7 @@ export function createStatsSampler(options: StatsSamplerOptions): StatsSampler {
       Promise.all(
         LOGICAL_QUEUES.map(async ({ name, lanes }) => {
           const byLane = await Promise.all(lanes.map((lane) => transport.getQueueDepth(lane)));
-          return [
-            name,
-            byLane.reduce(
-              (sum, d) => ({
-                active: sum.active + d.active,
-                scheduled: sum.scheduled + d.scheduled,
-                deadLetter: sum.deadLetter + d.deadLetter,
-              }),
-              { active: 0, scheduled: 0, deadLetter: 0 },
-            ),
-          ] as const;
+          return [name, sumQueueDepths(byLane)] as const;
         }),
       ),
       store.getActivity(new Date(at - rateWindowInMs)),

@@ -1,4 +1,4 @@
-import { INGEST_LANES, INGEST_QUEUE, POOL_QUEUES, lanesOf } from '@orch/core';
+import { INGEST_LANES, INGEST_QUEUE, POOL_QUEUES, lanesOf, sumQueueDepths } from '@orch/core';
 import type { FastifyBaseLogger } from 'fastify';
 import {
   jobStatsSchema,
@@ -8,7 +8,6 @@ import {
   statusSchema,
   toDepthView,
 } from '../wire.ts';
-import type { DepthView } from '../wire.ts';
 import { COMMON_ERRORS, errorResponses } from './shared.ts';
 import type { RouteContext, ZodApp } from './shared.ts';
 
@@ -36,16 +35,6 @@ async function check(name: string, probe: () => Promise<unknown>, log: FastifyBa
   }
 }
 
-const sumDepths = (depths: readonly DepthView[]): DepthView =>
-  depths.reduce(
-    (total, d) => ({
-      active: total.active + d.active,
-      scheduled: total.scheduled + d.scheduled,
-      dead_letter: total.dead_letter + d.dead_letter,
-    }),
-    { active: 0, scheduled: 0, dead_letter: 0 },
-  );
-
 export function registerOpsRoutes(app: ZodApp, ctx: RouteContext): void {
   const { store, transport } = ctx;
 
@@ -63,13 +52,13 @@ export function registerOpsRoutes(app: ZodApp, ctx: RouteContext): void {
       },
     },
     async () => {
-      const depthOf = async (queue: string): Promise<DepthView> => toDepthView(await transport.getQueueDepth(queue));
       const summed = async (name: string, laneList: readonly { dispatchClass: string; queue: string }[]) => {
         const lanes = await Promise.all(
-          laneList.map(async (lane) => [lane.dispatchClass, await depthOf(lane.queue)] as const),
+          laneList.map(async (lane) => [lane.dispatchClass, await transport.getQueueDepth(lane.queue)] as const),
         );
-        const total = sumDepths(lanes.map(([, depth]) => depth));
-        return [name, { ...total, lanes: Object.fromEntries(lanes) }] as const;
+        const total = toDepthView(sumQueueDepths(lanes.map(([, depth]) => depth)));
+        const byLane = Object.fromEntries(lanes.map(([dispatchClass, depth]) => [dispatchClass, toDepthView(depth)]));
+        return [name, { ...total, lanes: byLane }] as const;
       };
       const queues = await Promise.all([
         summed(INGEST_QUEUE, INGEST_LANES),

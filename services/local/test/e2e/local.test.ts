@@ -1,7 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -13,6 +12,7 @@ import { startAzurite } from '@orch/platform/test-servers';
 import {
   eventually,
   expectVerifiedResult,
+  isListening,
   mixedJobs,
   ONE_JOB_PER_ROUTE,
   postJson,
@@ -33,19 +33,7 @@ const MANAGEMENT = 'http://127.0.0.1:15672/api';
 const AUTH = { authorization: `Basic ${Buffer.from('guest:guest').toString('base64')}` };
 const run = promisify(execFile);
 
-const reachable = (port: number): Promise<boolean> =>
-  new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port, timeout: 2_000 });
-    const settle = (up: boolean) => {
-      socket.destroy();
-      resolve(up);
-    };
-    socket.once('connect', () => settle(true));
-    socket.once('timeout', () => settle(false));
-    socket.once('error', () => settle(false));
-  });
-
-const serversUp = (await reachable(5672)) && (await reachable(5432)) && (await reachable(15672));
+const serversUp = (await isListening(5672)) && (await isListening(5432)) && (await isListening(15672));
 if (!serversUp && process.env.CI !== 'true') {
   console.warn('local mode e2e skipped: RabbitMQ (5672, management 15672) or PostgreSQL (5432) is not running here');
 }
@@ -104,8 +92,8 @@ async function awaitRabbitMq(): Promise<void> {
     120_000,
     'RabbitMQ to start',
   );
-  await eventually(async () => ((await reachable(5672)) ? true : undefined), 60_000, 'the AMQP listener');
-  await eventually(async () => ((await reachable(15672)) ? true : undefined), 60_000, 'the management API');
+  await eventually(async () => ((await isListening(5672)) ? true : undefined), 60_000, 'the AMQP listener');
+  await eventually(async () => ((await isListening(15672)) ? true : undefined), 60_000, 'the management API');
 }
 
 /**
@@ -238,7 +226,7 @@ describe.skipIf(!serversUp && process.env.CI !== 'true')('local mode: every serv
     } finally {
       await azurite.close();
       // Leave the broker running for whatever comes next, whatever happened above.
-      if (!(await reachable(5672))) {
+      if (!(await isListening(5672))) {
         const starting = await run('rabbitmqctl', ['ping']).then(
           () => true,
           () => false,

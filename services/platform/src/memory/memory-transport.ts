@@ -10,6 +10,12 @@ import type {
   SendOptions,
   Subscription,
 } from '@orch/core';
+import {
+  DEFAULT_LOCK_DURATION_IN_MS,
+  DEFAULT_MAX_AUTO_LOCK_RENEWAL_DURATION_IN_MS,
+  DEFAULT_MAX_DELIVERY_COUNT,
+  DEFAULT_PEEK_MAX_COUNT,
+} from '../shared/transport-defaults.ts';
 
 /** Settings of one queue, as Service Bus sets them on the entity. */
 export interface MemoryQueueOptions {
@@ -23,11 +29,6 @@ export interface MemoryTransportOptions extends MemoryQueueOptions {
   /** Overrides of the defaults above for individual queues, by queue name. */
   queues?: Readonly<Record<string, MemoryQueueOptions>>;
 }
-
-const DEFAULT_LOCK_DURATION_IN_MS = 60_000;
-const DEFAULT_MAX_DELIVERY_COUNT = 10;
-const DEFAULT_MAX_AUTO_LOCK_RENEWAL_DURATION_IN_MS = 300_000;
-const DEFAULT_PEEK_MAX_COUNT = 100;
 
 /**
  * An in-process {@link QueueTransport} with Azure Service Bus semantics: peek-lock delivery with a

@@ -13,6 +13,14 @@ import type {
   SendOptions,
   Subscription,
 } from '@orch/core';
+import { createSharedReads } from '../shared/shared-reads.ts';
+import {
+  DEFAULT_DEPTH_CACHE_TTL_IN_MS,
+  DEFAULT_LOCK_DURATION_IN_MS,
+  DEFAULT_MAX_AUTO_LOCK_RENEWAL_DURATION_IN_MS,
+  DEFAULT_MAX_DELIVERY_COUNT,
+  DEFAULT_PEEK_MAX_COUNT,
+} from '../shared/transport-defaults.ts';
 
 /** Settings of {@link createRabbitMqTransport}. */
 export interface RabbitMqTransportOptions {
@@ -66,15 +74,10 @@ export interface RabbitMqTransportOptions {
   connectionName?: string;
 }
 
-const DEFAULT_LOCK_DURATION_IN_MS = 60_000;
-const DEFAULT_MAX_DELIVERY_COUNT = 10;
-const DEFAULT_MAX_AUTO_LOCK_RENEWAL_DURATION_IN_MS = 300_000;
-const DEFAULT_PEEK_MAX_COUNT = 100;
 const DEFAULT_RECONNECT_INITIAL_DELAY_IN_MS = 100;
 const DEFAULT_RECONNECT_MAX_DELAY_IN_MS = 30_000;
 const DEFAULT_SEND_TIMEOUT_IN_MS = 30_000;
 const MANAGEMENT_TIMEOUT_IN_MS = 5_000;
-const DEFAULT_DEPTH_CACHE_TTL_IN_MS = 5_000;
 /** A TCP connect or AMQP handshake that takes longer than this is given up and retried. */
 const CONNECT_TIMEOUT_IN_MS = 10_000;
 const MANAGEMENT_WARNING_INTERVAL_IN_MS = 60_000;
@@ -291,12 +294,14 @@ class RabbitMqTransport implements QueueTransport {
   /** Peeks run one at a time: each takes the dead letters out and puts them back. */
   private peeking: Promise<unknown> = Promise.resolve();
   private lastManagementWarningAt = 0;
-  /** Management API answers by path: the request in flight, then its answer until `expiresAt`. */
-  private readonly managementAnswers = new Map<string, { readonly answer: Promise<unknown>; expiresAt: number }>();
+  /** Management API answers by path: the request in flight, then its answer for `depthCacheTtlInMs`. */
+  private readonly readManagement: (path: string, read: () => Promise<unknown>) => Promise<unknown>;
 
   constructor(options: ResolvedOptions) {
     this.options = options;
     this.logger = options.logger;
+    // A failed read answers undefined (see fetchManagement): not reused.
+    this.readManagement = createSharedReads({ ttlInMs: options.depthCacheTtlInMs, keep: (v) => v !== undefined });
     void this.connectOnce();
   }
 
@@ -883,20 +888,7 @@ class RabbitMqTransport implements QueueTransport {
    * undefined (and a throttled warning) when it fails, which is not reused.
    */
   private management<T>(path: string): Promise<T | undefined> {
-    const now = Date.now();
-    for (const [key, cached] of this.managementAnswers) {
-      if (cached.expiresAt <= now) this.managementAnswers.delete(key);
-    }
-    const cached = this.managementAnswers.get(path);
-    if (cached) return cached.answer as Promise<T | undefined>;
-    const answer = this.fetchManagement<T>(path);
-    const entry = { answer, expiresAt: Infinity }; // in flight
-    this.managementAnswers.set(path, entry);
-    void answer.then((value) => {
-      if (value !== undefined) entry.expiresAt = Date.now() + this.options.depthCacheTtlInMs;
-      else if (this.managementAnswers.get(path) === entry) this.managementAnswers.delete(path);
-    });
-    return answer;
+    return this.readManagement(path, () => this.fetchManagement<T>(path)) as Promise<T | undefined>;
   }
 
   private async fetchManagement<T>(path: string): Promise<T | undefined> {

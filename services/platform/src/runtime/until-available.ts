@@ -1,4 +1,5 @@
 import { isOrchestratorError } from '@orch/core';
+import type { OrchestratorError } from '@orch/core';
 import pRetry from 'p-retry';
 import type { Logger } from './logger.ts';
 
@@ -24,7 +25,7 @@ export interface UntilAvailableOptions {
 export async function untilAvailable<T>(operation: () => Promise<T>, options: UntilAvailableOptions): Promise<T> {
   // The first call goes straight through: this wraps every store call on the hot paths, and the
   // retry machinery is only needed once something failed.
-  let firstError: unknown;
+  let firstError: OrchestratorError;
   try {
     return await operation();
   } catch (error) {
@@ -35,7 +36,7 @@ export async function untilAvailable<T>(operation: () => Promise<T>, options: Un
   const attempt = (): Promise<T> => {
     if (!replayFirst) return operation();
     replayFirst = false;
-    return Promise.reject(firstError instanceof Error ? firstError : new Error(String(firstError)));
+    return Promise.reject(firstError);
   };
   const maxRetryTime = options.maxWaitInMs ?? 60_000;
   return pRetry(attempt, {
@@ -58,5 +59,5 @@ export async function untilAvailable<T>(operation: () => Promise<T>, options: Un
   });
 }
 
-const isUnavailable = (error: unknown): boolean =>
+const isUnavailable = (error: unknown): error is OrchestratorError =>
   isOrchestratorError(error) && error.code === 'DEPENDENCY_UNAVAILABLE';

@@ -24,6 +24,12 @@ import type {
 } from '@orch/core';
 import type { Logger } from 'pino';
 import { NETWORK_ERROR_CODES, errorCodeOf } from '../shared/network-errors.ts';
+import { createSharedReads } from '../shared/shared-reads.ts';
+import {
+  DEFAULT_DEPTH_CACHE_TTL_IN_MS,
+  DEFAULT_MAX_AUTO_LOCK_RENEWAL_DURATION_IN_MS,
+  DEFAULT_PEEK_MAX_COUNT,
+} from '../shared/transport-defaults.ts';
 
 /** Settings for queues the transport creates (see {@link ServiceBusTransportOptions.createQueues}). */
 export interface ServiceBusQueueSettings {
@@ -81,9 +87,6 @@ export interface ServiceBusTransportOptions {
   logger?: Logger;
 }
 
-const DEFAULT_DEPTH_CACHE_TTL_IN_MS = 5_000;
-const DEFAULT_MAX_AUTO_LOCK_RENEWAL_DURATION_IN_MS = 300_000;
-const DEFAULT_PEEK_MAX_COUNT = 100;
 const EMULATOR_MANAGEMENT_PORT = 5300;
 /** Microsoft's emulator listens for AMQP here; nothing serves management on it. */
 const EMULATOR_AMQP_PORT = '5672';
@@ -141,7 +144,7 @@ export function createServiceBusTransport(options: ServiceBusTransportOptions): 
   const deadLetterReceivers = new Map<string, ServiceBusReceiver>();
   const consumers = new Set<Consumer>();
   const ensuredQueues = new Map<string, Promise<void>>();
-  const depthCache = new Map<string, { value?: QueueDepth; expiresAt: number; pending?: Promise<QueueDepth> }>();
+  const readDepth = createSharedReads<string, QueueDepth>({ ttlInMs: depthCacheTtlInMs });
   let closing: Promise<void> | undefined;
 
   const assertOpen = (): void => {
@@ -257,32 +260,17 @@ export function createServiceBusTransport(options: ServiceBusTransportOptions): 
     },
 
     getQueueDepth(queue: string): Promise<QueueDepth> {
-      const now = Date.now();
-      let entry = depthCache.get(queue);
-      if (entry?.value && entry.expiresAt > now) return Promise.resolve(entry.value);
-      if (entry?.pending) return entry.pending;
-      const pending = translated(`read the depth of queue "${queue}"`, undefined, async () => {
-        await ensureQueue(queue);
-        const properties = await administration.getQueueRuntimeProperties(queue);
-        return {
-          active: properties.activeMessageCount,
-          scheduled: properties.scheduledMessageCount,
-          deadLetter: properties.deadLetterMessageCount,
-        };
-      });
-      entry = { ...entry, expiresAt: 0, pending };
-      depthCache.set(queue, entry);
-      const current = entry;
-      pending.then(
-        (value) => {
-          if (depthCache.get(queue) === current)
-            depthCache.set(queue, { value, expiresAt: Date.now() + depthCacheTtlInMs });
-        },
-        () => {
-          if (depthCache.get(queue) === current) depthCache.delete(queue);
-        },
+      return readDepth(queue, () =>
+        translated(`read the depth of queue "${queue}"`, undefined, async () => {
+          await ensureQueue(queue);
+          const properties = await administration.getQueueRuntimeProperties(queue);
+          return {
+            active: properties.activeMessageCount,
+            scheduled: properties.scheduledMessageCount,
+            deadLetter: properties.deadLetterMessageCount,
+          };
+        }),
       );
-      return pending;
     },
 
     async peekDeadLetters<T>(
