@@ -46,12 +46,14 @@ export async function startMode(mode: Mode, env: Record<string, string> = {}): P
     ...env,
   };
   let main = path.join(ROOT, 'services/embedded/src/main.ts');
+  let nodeArgs = await v8FlagsOfStartScript();
   let modeEnv: Record<string, string> = {};
   if (mode === 'local') {
     const vhost = await createRabbitMqSandbox({ prefix: 'orch-bench' });
     const database = await createPgSandbox(undefined, 'orch_bench');
     sandboxes.push(vhost, database);
     main = path.join(ROOT, 'services/local/src/main.ts');
+    nodeArgs = [];
     modeEnv = {
       RABBITMQ_URL: vhost.url,
       DATABASE_URL: database.url,
@@ -59,7 +61,7 @@ export async function startMode(mode: Mode, env: Record<string, string> = {}): P
       OPS_PORT: '0',
     };
   }
-  const system = await startSystem(main, { ...common, ...modeEnv }, 120_000);
+  const system = await startSystem(main, { ...common, ...modeEnv }, 120_000, nodeArgs);
   return {
     mode,
     url: system.url,
@@ -75,6 +77,14 @@ export async function startMode(mode: Mode, env: Record<string, string> = {}): P
       await removeDir(dataDir);
     },
   };
+}
+
+/** The V8 flags `npm start` gives the embedded system (its heap sizing), so the benchmark runs it as users do. */
+async function v8FlagsOfStartScript(): Promise<string[]> {
+  const { scripts } = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as {
+    scripts: Record<string, string>;
+  };
+  return (scripts.start ?? '').split(/\s+/).filter((arg) => arg.startsWith('--') && !arg.startsWith('--env-file'));
 }
 
 export async function postJson(url: string, body: unknown): Promise<Response> {

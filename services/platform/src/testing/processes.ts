@@ -31,15 +31,17 @@ export interface RunningSystem {
 
 /**
  * Starts an entrypoint (`main.ts` of the embedded or local system, or of the API) as a separate
- * process on a free port, and waits until its `/readyz` answers 200.
+ * process on a free port, and waits until its `/readyz` answers 200. `nodeArgs` go to Node before
+ * the entrypoint (e.g. the V8 flags of `npm start`).
  */
 export async function startSystem(
   main: string,
   env: Record<string, string>,
   timeoutInMs = 60_000,
+  nodeArgs: readonly string[] = [],
 ): Promise<RunningSystem> {
   const port = await freePort();
-  const child = spawn(process.execPath, [main], {
+  const child = spawn(process.execPath, [...nodeArgs, main], {
     env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', LOG_FORMAT: 'json', ...env },
     // With an IPC channel, the system stops when the test process dies (see onShutdown); in a
     // process group of its own, killAll reaches every process it starts.
