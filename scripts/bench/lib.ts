@@ -1,4 +1,5 @@
 import { mkdtemp, readFile } from 'node:fs/promises';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createPgSandbox, createRabbitMqSandbox, freePort, removeDir, startSystem } from '@orch/platform/harness';
@@ -87,8 +88,43 @@ async function v8FlagsOfStartScript(): Promise<string[]> {
   return (scripts.start ?? '').split(/\s+/).filter((arg) => arg.startsWith('--') && !arg.startsWith('--env-file'));
 }
 
-export async function postJson(url: string, body: unknown): Promise<Response> {
-  return fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+/** Keep-alive connections for the load generator's requests. */
+const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+
+export interface JsonResponse {
+  status: number;
+  /** The body as text. */
+  text: string;
+  json<T>(): T;
+}
+
+/**
+ * POSTs JSON over keep-alive `node:http`. The load generator shares the two cores with the system
+ * it measures: `fetch` costs 3-5× the CPU per request (about 0.3-0.5 ms here against 0.1 ms).
+ */
+export function postJson(url: string, body: unknown): Promise<JsonResponse> {
+  const payload = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const request = http.request(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          resolve({ status: res.statusCode ?? 0, text, json: <T>() => JSON.parse(text) as T });
+        });
+      },
+    );
+    request.on('error', reject);
+    request.end(payload);
+  });
 }
 
 /** Runs `task(i)` for i in [0, count) with at most `parallel` at once. */
@@ -110,8 +146,8 @@ export async function submitBulk(url: string, jobs: readonly object[], chunk = 5
   const ids: string[][] = [];
   await forEachLimited(Math.ceil(jobs.length / chunk), parallel, async (i) => {
     const res = await postJson(`${url}/jobs/batch`, { jobs: jobs.slice(i * chunk, (i + 1) * chunk) });
-    if (res.status !== 202) throw new Error(`bulk submit answered ${res.status}: ${await res.text()}`);
-    ids[i] = ((await res.json()) as { job_ids: string[] }).job_ids;
+    if (res.status !== 202) throw new Error(`bulk submit answered ${res.status}: ${res.text}`);
+    ids[i] = res.json<{ job_ids: string[] }>().job_ids;
   });
   return ids.flat();
 }
@@ -121,8 +157,8 @@ export async function submitSingles(url: string, jobs: readonly object[], connec
   const ids: string[] = [];
   await forEachLimited(jobs.length, connections, async (i) => {
     const res = await postJson(`${url}/submit-job`, jobs[i]);
-    if (res.status !== 202) throw new Error(`submit answered ${res.status}: ${await res.text()}`);
-    ids[i] = ((await res.json()) as { job_id: string }).job_id;
+    if (res.status !== 202) throw new Error(`submit answered ${res.status}: ${res.text}`);
+    ids[i] = res.json<{ job_id: string }>().job_id;
   });
   return ids;
 }

@@ -131,8 +131,7 @@ export function dispatchLatency(
     const total = Math.round((rate * durationInMs) / 1000);
     const offered = await offerAtRate(rate, total, async () => {
       const res = await postJson(`${system.url}/submit-job`, ACTOR_JOB);
-      if (res.status !== 202) throw new Error(`submit answered ${res.status}`);
-      await res.arrayBuffer();
+      if (res.status !== 202) throw new Error(`submit answered ${res.status}: ${res.text}`);
     });
     if (offered < rate * 0.9) {
       console.error(
@@ -158,7 +157,8 @@ export function priority(mode: Mode, backlog: number, jobMs: number): Promise<nu
       estimated_runtime_sec: 0,
       priority: 'urgent',
     });
-    const { job_id: id } = (await res.json()) as { job_id: string };
+    if (res.status !== 202) throw new Error(`submit answered ${res.status}: ${res.text}`);
+    const { job_id: id } = res.json<{ job_id: string }>();
     const deadline = Date.now() + 120_000;
     for (;;) {
       const job = (await (await fetch(`${system.url}/jobs/${id}`)).json()) as {
