@@ -107,12 +107,18 @@ export function bullmqDispatchLatency(
 }
 
 /** A backlog of `backlog` low-priority jobs of `jobMs` each, then one urgent job: ms until it starts. */
-export function bullmqPriority(backlog: number, jobMs: number, concurrency: number): Promise<number> {
-  let urgentStart = 0;
+export function bullmqPriority(
+  backlog: number,
+  jobMs: number,
+  concurrency: number,
+  probes: number,
+  gapInMs: number,
+): Promise<number[]> {
+  const starts = new Map<string, number>();
   return withQueue(
     concurrency,
     (job) => {
-      if (job.name === 'urgent') urgentStart = Date.now() - job.timestamp;
+      if (job.name === 'urgent' && job.id !== undefined) starts.set(job.id, Date.now() - job.timestamp);
     },
     async (queue) => {
       const slow = payload(jobMs / 1000 / 20, 20);
@@ -120,9 +126,14 @@ export function bullmqPriority(backlog: number, jobMs: number, concurrency: numb
         const n = Math.min(1000, backlog - i);
         await queue.addBulk(Array.from({ length: n }, () => ({ name: 'low', data: slow, opts: { priority: 100 } })));
       }
-      await queue.add('urgent', payload(), { priority: 1 });
-      await until(() => urgentStart > 0, 120_000);
-      return urgentStart;
+      const waits: number[] = [];
+      for (let probe = 0; probe < probes; probe++) {
+        if (probe > 0) await sleep(gapInMs);
+        const { id } = await queue.add('urgent', payload(), { priority: 1 });
+        await until(() => id !== undefined && starts.has(id), 120_000);
+        waits.push(starts.get(id ?? '') ?? NaN);
+      }
+      return waits;
     },
   );
 }
