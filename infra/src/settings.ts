@@ -23,6 +23,18 @@ const vmSize = (fallback: string) =>
     .regex(/^(Standard|Basic)_[A-Za-z0-9_]+$/, 'an Azure VM size such as Standard_D4ds_v5')
     .default(fallback);
 /** An IPv4 address, or a range `first-last`. */
+/** A comma-separated list; blanks around and between entries are dropped. */
+const commaList = () =>
+  z
+    .string()
+    .default('')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0),
+    );
+
 const IPV4 = String.raw`(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}`;
 const IP_RANGE = new RegExp(`^${IPV4}(?:-${IPV4})?$`);
 /** One entry of the API key list (`<tenant>:<sha256>[:admin]`, as services/api/src/auth.ts parses it). */
@@ -94,16 +106,10 @@ const ORCH_SCHEMA = z
      * Addresses (comma-separated; `a.b.c.d` or `first-last`) allowed to reach PostgreSQL besides
      * Azure: the machine that runs scripts/deploy_batch.sh (it creates the services' roles with psql).
      */
-    ORCH_ADMIN_IP_RANGES: z
-      .string()
-      .default('')
-      .transform((v) =>
-        v
-          .split(',')
-          .map((s) => s.trim())
-          .filter((s) => s.length > 0),
-      )
-      .refine((ranges) => ranges.every((r) => IP_RANGE.test(r)), 'IPv4 addresses or ranges first-last'),
+    ORCH_ADMIN_IP_RANGES: commaList().refine(
+      (ranges) => ranges.every((r) => IP_RANGE.test(r)),
+      'IPv4 addresses or ranges first-last',
+    ),
     /** VM size of the `batch` pool's nodes (and of the `ml` pool's, unless ORCH_BATCH_ML_VM_SIZE). */
     ORCH_BATCH_VM_SIZE: vmSize('Standard_D2s_v5'),
     ORCH_BATCH_ML_VM_SIZE: vmSize('Standard_D4s_v5'),
@@ -113,15 +119,7 @@ const ORCH_SCHEMA = z
     /** Tasks a Batch node runs at once (each task runs many jobs). */
     ORCH_BATCH_TASK_SLOTS_PER_NODE: positiveCount(1, 256),
     /** Worker images the Batch nodes pull when they start (comma-separated), e.g. the current tag. */
-    ORCH_BATCH_PREFETCH_IMAGES: z
-      .string()
-      .default('')
-      .transform((v) =>
-        v
-          .split(',')
-          .map((s) => s.trim())
-          .filter((s) => s.length > 0),
-      ),
+    ORCH_BATCH_PREFETCH_IMAGES: commaList(),
     /**
      * The API key list stored in Key Vault (`<tenant>:<sha256>[:admin]`, comma- or newline-separated;
      * hashes only, make entries with `npx orch keygen`). Unset: the secret is created with a comment

@@ -47,14 +47,13 @@ export async function startMode(mode: Mode, env: Record<string, string> = {}): P
     ...env,
   };
   let main = path.join(ROOT, 'services/embedded/src/main.ts');
-  let nodeArgs = await v8FlagsOfStartScript();
+  const nodeArgs = mode === 'embedded' ? await nodeFlagsOfStartScript() : [];
   let modeEnv: Record<string, string> = {};
   if (mode === 'local') {
     const vhost = await createRabbitMqSandbox({ prefix: 'orch-bench' });
     const database = await createPgSandbox(undefined, 'orch_bench');
     sandboxes.push(vhost, database);
     main = path.join(ROOT, 'services/local/src/main.ts');
-    nodeArgs = [];
     modeEnv = {
       RABBITMQ_URL: vhost.url,
       DATABASE_URL: database.url,
@@ -80,8 +79,11 @@ export async function startMode(mode: Mode, env: Record<string, string> = {}): P
   };
 }
 
-/** The V8 flags `npm start` gives the embedded system (its heap sizing), so the benchmark runs it as users do. */
-async function v8FlagsOfStartScript(): Promise<string[]> {
+/**
+ * The Node and V8 flags `npm start` gives the embedded system (its memory settings), so the
+ * benchmark runs it as users do.
+ */
+async function nodeFlagsOfStartScript(): Promise<string[]> {
   const { scripts } = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as {
     scripts: Record<string, string>;
   };
@@ -125,6 +127,16 @@ export function postJson(url: string, body: unknown): Promise<JsonResponse> {
     request.on('error', reject);
     request.end(payload);
   });
+}
+
+/** Takes `count` samples one after another, `gapInMs` apart. */
+export async function sampleSpaced<T>(count: number, gapInMs: number, sample: () => Promise<T>): Promise<T[]> {
+  const samples: T[] = [];
+  for (let i = 0; i < count; i++) {
+    if (i > 0) await sleep(gapInMs);
+    samples.push(await sample());
+  }
+  return samples;
 }
 
 /** Runs `task(i)` for i in [0, count) with at most `parallel` at once. */

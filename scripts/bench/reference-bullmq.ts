@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { runSynthetic } from '@orch/core';
 import { Queue, Worker } from 'bullmq';
 import type { Job } from 'bullmq';
-import { ACTOR_JOB, percentile, seconds, sleep } from './lib.ts';
+import { ACTOR_JOB, percentile, sampleSpaced, seconds, sleep } from './lib.ts';
 
 const connection = { host: process.env.REDIS_HOST ?? '127.0.0.1', port: Number(process.env.REDIS_PORT ?? 6379) };
 
@@ -106,7 +106,10 @@ export function bullmqDispatchLatency(
   );
 }
 
-/** A backlog of `backlog` low-priority jobs of `jobMs` each, then one urgent job: ms until it starts. */
+/**
+ * A backlog of `backlog` low-priority jobs of `jobMs` each, then `probes` urgent jobs one at a time,
+ * `gapInMs` apart: ms until each starts.
+ */
 export function bullmqPriority(
   backlog: number,
   jobMs: number,
@@ -126,14 +129,12 @@ export function bullmqPriority(
         const n = Math.min(1000, backlog - i);
         await queue.addBulk(Array.from({ length: n }, () => ({ name: 'low', data: slow, opts: { priority: 100 } })));
       }
-      const waits: number[] = [];
-      for (let probe = 0; probe < probes; probe++) {
-        if (probe > 0) await sleep(gapInMs);
-        const { id } = await queue.add('urgent', payload(), { priority: 1 });
-        await until(() => id !== undefined && starts.has(id), 120_000);
-        waits.push(starts.get(id ?? '') ?? NaN);
-      }
-      return waits;
+      return sampleSpaced(probes, gapInMs, async () => {
+        const jobId = randomUUID();
+        await queue.add('urgent', payload(), { priority: 1, jobId });
+        await until(() => starts.has(jobId), 120_000);
+        return starts.get(jobId) ?? NaN;
+      });
     },
   );
 }

@@ -13,6 +13,7 @@ import {
   peakRssInMb,
   percentile,
   rssInMb,
+  sampleSpaced,
   postJson,
   seconds,
   sleep,
@@ -153,11 +154,7 @@ export function priority(mode: Mode, backlog: number, jobMs: number): Promise<nu
   // Synthetic jobs wait estimated_runtime_sec × SIMULATED_DURATION_FACTOR.
   return withSystem(mode, { SIMULATED_DURATION_FACTOR: String(jobMs / 1000 / 20) }, async (system) => {
     await submitBulk(system.url, jobs(backlog, { ...ACTOR_JOB, estimated_runtime_sec: 20, priority: 'low' }));
-    const waits: number[] = [];
-    for (let probe = 0; probe < URGENT_PROBES; probe++) {
-      if (probe > 0) await sleep(URGENT_PROBE_GAP_MS);
-      waits.push(await urgentStart(system.url));
-    }
+    const waits = await sampleSpaced(URGENT_PROBES, URGENT_PROBE_GAP_MS, () => urgentStart(system.url));
     const counts = await jobCounts(system.url);
     if ((counts.queued ?? 0) + (counts.submitted ?? 0) < backlog / 10) {
       console.warn(`priority: the backlog had mostly drained (${JSON.stringify(counts)}); the figure is weak`);
