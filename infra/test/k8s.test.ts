@@ -356,10 +356,11 @@ describe.each(OVERLAYS)('k8s/overlays/%s', (overlay) => {
     }
   });
 
-  it('exposes the API through the api-service load balancer', () => {
+  it('exposes the API through the api-service load balancer, keeping client addresses (per-address limits)', () => {
     const service = k.one(Service, 'api-service');
     const api = deploymentOf(SERVICES[0] as ServiceSpec);
     expect(service.spec?.type).toBe('LoadBalancer');
+    expect(service.spec?.externalTrafficPolicy).toBe('Local');
     expect(matches(service.spec?.selector, podLabelsOf(api))).toBe(true);
     const ports = podSpecOf(api).containers[0]?.ports?.map((p) => p.name);
     expect(service.spec?.ports?.map((p) => p.targetPort)).toStrictEqual(['http']);

@@ -213,7 +213,7 @@ export async function buildApp(deps: ApiDeps, options: ApiOptions): Promise<Fast
   const principalOf = (request: FastifyRequest): Principal => principals.get(request) ?? ANONYMOUS_ADMIN;
   const clock = deps.clock ?? (() => new Date());
   // Against key guessing, refusals count per client address: `request.ip` is the socket's peer
-  // (`trustProxy` is off), so behind the LoadBalancer whatever source address the pod sees.
+  // (`trustProxy` is off); api-service's `externalTrafficPolicy: Local` keeps it the client's.
   const failureLimit = options.authFailureLimit;
   const failures =
     apiKeys.length > 0 && failureLimit && failureLimit.max > 0
