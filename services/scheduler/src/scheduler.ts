@@ -68,7 +68,10 @@ export function createScheduleHandler(deps: SchedulerDeps, options: SchedulerOpt
     const now = clock();
     const toPublish = job;
     await held('publishing', () => dispatchJobs(deps.transport, [toPublish], now));
-    await held('marking dispatched', () => deps.store.markDispatched([toPublish.id], now));
+    // Not awaited: the message is out. A lost mark means the reconciler publishes it again (harmless).
+    deps.store.markDispatched([toPublish.id], now).catch((e: unknown) => {
+      deps.logger.warn({ err: e, jobId: toPublish.id }, 'published job not marked dispatched');
+    });
   };
 }
 

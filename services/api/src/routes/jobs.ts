@@ -121,12 +121,11 @@ export function registerJobRoutes(app: ZodApp, ctx: RouteContext): void {
       );
       return { ids, replayed: false };
     }
-    try {
-      await store.markDispatched(ids, ctx.clock());
-    } catch (e) {
-      // The messages are out; at worst the reconciler publishes them again, which consumers tolerate.
+    // Not awaited: the messages are out, and the answer need not wait for bookkeeping. If the mark
+    // is lost, the reconciler publishes them again, which consumers tolerate.
+    store.markDispatched(ids, ctx.clock()).catch((e: unknown) => {
       log.warn({ err: e, jobIds: ids }, 'published jobs not marked dispatched');
-    }
+    });
     return { ids, replayed: false };
   }
 

@@ -25,7 +25,11 @@ export interface JobStore {
   updateJob(job: Job, options: { ifVersion: number }): Promise<Job | undefined>;
   /** A page of jobs, newest first. */
   queryJobs(query: JobQuery): Promise<JobPage>;
-  /** Records that the messages for these jobs were accepted by the transport. */
+  /**
+   * Records that the messages for these jobs were accepted by the transport, so the reconciler
+   * leaves them alone. Bookkeeping only: a store may hold marks briefly to write many at once
+   * (they are written before `close` returns), and a lost mark only means a harmless re-send.
+   */
   markDispatched(ids: readonly string[], at: Date): Promise<void>;
   /**
    * Refreshes the heartbeat of running jobs; returns the ids among them that are no longer running

@@ -49,6 +49,9 @@ export async function createPostgresJobStore(
   return new PostgresJobStore(client, options.maxBatchesInFlight ?? 1);
 }
 
+/** How long a dispatch mark waits for others to share its statement. */
+const DISPATCH_MARK_LINGER_IN_MS = 100;
+
 /** States whose job needs a queue message; entering one of them clears `dispatched_at`. */
 const MESSAGE_STATES = `('submitted', 'queued', 'retrying')`;
 /** Jobs that count against a tenant's quota; `jobs_tenant_live_idx` covers exactly these. */
@@ -320,8 +323,11 @@ class PostgresJobStore implements JobStore {
     });
     this.#dispatches = createBatcher({
       maxInFlight,
+      // Marks only tell the reconciler (which waits tens of seconds) a message went out: a quiet
+      // pipeline sends one statement per interval for all of them, not one per job.
+      lingerInMs: DISPATCH_MARK_LINGER_IN_MS,
       run: async (calls) => {
-        // Calls batched together are milliseconds apart: they share the latest time.
+        // Calls batched together are at most the linger apart: they share the latest time.
         const at = new Date(Math.max(...calls.map((call) => call.at.getTime())));
         await this.#client.query(
           `UPDATE jobs SET dispatched_at = $2::timestamptz
@@ -654,6 +660,8 @@ class PostgresJobStore implements JobStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // Marks nobody awaited (and any other batched call) are written before the connections close.
+    await Promise.all([this.#creates, this.#reads, this.#updates, this.#dispatches].map((b) => b.drain()));
     await this.#client.close();
   }
 

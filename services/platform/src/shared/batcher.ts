@@ -10,10 +10,18 @@ export interface BatcherOptions<I, O> {
    * waits for the next batch.
    */
   keyOf?: (item: I) => string;
+  /**
+   * How long an item that arrives while the batcher is idle waits for others to share its batch.
+   * For work nobody waits on (bookkeeping): a quiet service then sends one statement per interval
+   * instead of one per item. @default 0 (the next event-loop turn)
+   */
+  lingerInMs?: number;
 }
 
 export interface Batcher<I, O> {
   add(item: I): Promise<O>;
+  /** Runs everything added so far without lingering; resolves once every batch has settled. */
+  drain(): Promise<void>;
 }
 
 interface Pending<I, O> {
@@ -33,6 +41,8 @@ export function createBatcher<I, O>(options: BatcherOptions<I, O>): Batcher<I, O
   let queue: Pending<I, O>[] = [];
   let inFlight = 0;
   let scheduled = false;
+  let lingering: NodeJS.Timeout | undefined;
+  const running = new Set<Promise<void>>();
 
   const take = (): Pending<I, O>[] => {
     if (!options.keyOf) return queue.splice(0, maxBatchSize);
@@ -54,10 +64,12 @@ export function createBatcher<I, O>(options: BatcherOptions<I, O>): Batcher<I, O
 
   const flush = (): void => {
     scheduled = false;
+    clearTimeout(lingering);
+    lingering = undefined;
     while (inFlight < maxInFlight && queue.length > 0) {
       const batch = take();
       inFlight += 1;
-      options
+      const settled = options
         .run(batch.map((p) => p.item))
         .then(
           (outcomes) => batch.forEach((p, i) => p.resolve(outcomes[i] as O)),
@@ -65,23 +77,32 @@ export function createBatcher<I, O>(options: BatcherOptions<I, O>): Batcher<I, O
         )
         .finally(() => {
           inFlight -= 1;
-          schedule();
+          running.delete(settled);
+          schedule(0);
         });
+      running.add(settled);
     }
   };
 
-  const schedule = (): void => {
+  const schedule = (lingerInMs: number): void => {
     if (scheduled || queue.length === 0 || inFlight >= maxInFlight) return;
     scheduled = true;
-    setImmediate(flush);
+    if (lingerInMs > 0) lingering = setTimeout(flush, lingerInMs);
+    else setImmediate(flush);
   };
 
   return {
     add(item) {
       return new Promise<O>((resolve, reject) => {
         queue.push({ item, resolve, reject });
-        schedule();
+        schedule(options.lingerInMs ?? 0);
       });
+    },
+    async drain() {
+      while (queue.length > 0 || running.size > 0) {
+        flush();
+        await Promise.all(running);
+      }
     },
   };
 }

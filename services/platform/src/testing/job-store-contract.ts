@@ -327,6 +327,15 @@ export function describeJobStoreContract(name: string, create: () => Promise<Job
         expect(ids(await recover({ dispatchedBefore: new Date(base + 20) }))).toStrictEqual([]);
       });
 
+      it('when a mark is not awaited and the store is closed, then the mark is written first', async () => {
+        const job = await make({ state: 'queued', updatedAt: at(0) });
+        void store.markDispatched([job.id], new Date(base + 10));
+        await store.close();
+
+        store = await create();
+        expect(ids(await recover({}))).toStrictEqual([]);
+      });
+
       it('when a dispatched job moves to a state needing a message, then it needs one again', async () => {
         const job = await make({ state: 'submitted', updatedAt: at(0) });
         await store.markDispatched([job.id], new Date(base + 10));
