@@ -12,6 +12,12 @@ export const embeddedConfigSchema = schedulerConfigSchema
   .extend(apiConfigSchema.shape)
   .extend(autoscaleConfig.shape)
   .extend({
+    /**
+     * Ingest messages classified at once. Lower than the scheduler service's 64: here every
+     * statement shares one database connection, so more messages in flight only lengthen the
+     * line an urgent job's reads and writes wait in, without making the drain faster.
+     */
+    SCHEDULER_CONCURRENCY: concurrency(16),
     /** Jobs one actor replica runs at once (the whole pool's when AUTOSCALE is off). */
     ACTOR_CONCURRENCY: concurrency(8),
     /** Jobs one spark replica runs at once (the whole pool's when AUTOSCALE is off). */
