@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { Socket } from 'node:net';
 import { connect } from 'amqplib';
 import type { Channel, ChannelModel, ConfirmChannel, Message, MessagePropertyHeaders, Options } from 'amqplib';
 import type { Logger } from 'pino';
@@ -471,6 +472,7 @@ class RabbitMqTransport implements QueueTransport {
       await model.close().catch(() => undefined);
       return;
     }
+    coalesceWrites(model);
     const link: Link = {
       id: ++this.linkCount,
       model,
@@ -1491,4 +1493,30 @@ function translateError(error: unknown, context: string): unknown {
     retryable: true,
     cause: error,
   });
+}
+
+/**
+ * amqplib writes each frame (a publish, an ack) to the socket on its own: one system call each,
+ * which on loopback also runs the receiver's TCP path. Corking the socket until the end of the
+ * current tick sends everything written in it (a batch of publishes, the acks of a burst of
+ * deliveries) in one `writev`. Backpressure is unchanged: `write` still returns false past the
+ * high-water mark. Does nothing if this amqplib keeps its socket elsewhere.
+ */
+function coalesceWrites(model: ChannelModel): void {
+  const socket = (model as unknown as { connection?: { stream?: unknown } }).connection?.stream;
+  if (!(socket instanceof Socket)) return;
+  const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+  let corked = false;
+  const uncork = (): void => {
+    corked = false;
+    socket.uncork();
+  };
+  socket.write = (...args: unknown[]): boolean => {
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(uncork);
+    }
+    return write(...args);
+  };
 }

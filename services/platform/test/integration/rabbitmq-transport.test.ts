@@ -1,5 +1,6 @@
 /* eslint-disable @typescript-eslint/require-await -- handlers implement an async port; many have nothing to await */
 import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
@@ -188,6 +189,24 @@ describe.skipIf(!reachable)('RabbitMQ transport', () => {
       expect([...handled.keys()].sort()).toEqual([...ids].sort());
       expect([...handled.values()].every((count) => count === 1)).toBe(true);
     }, 60_000);
+
+    it('given a batch of 500 messages, when sent, then they leave in a handful of socket writes, not one each', async () => {
+      const transport = create();
+      const queue = newQueue();
+      await transport.send(queue, { warmUp: true }); // connects, opens the publisher and declares the queue
+      // Write system calls of this process (Linux): each costs a loopback TCP round of its own.
+      const writes = async (): Promise<number> =>
+        Number(/^syscw: (\d+)$/m.exec(await readFile('/proc/self/io', 'utf8'))?.[1]);
+      const before = await writes();
+
+      await transport.sendBatch(
+        queue,
+        Array.from({ length: 500 }, (_, n) => ({ body: { n } })),
+      );
+
+      expect((await writes()) - before).toBeLessThan(50);
+      expect((await transport.getQueueDepth(queue)).active).toBe(501);
+    });
 
     it('given a consumer handling a stream, when the connection is forced closed, then it reconnects and no message is lost', async () => {
       const { logger, records } = capturingLogger();
