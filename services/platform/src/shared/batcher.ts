@@ -33,7 +33,7 @@ interface Pending<I, O> {
 /**
  * Group commit: calls made while earlier batches are running (or within one event-loop turn) are
  * run together, so a busy service sends one statement for many jobs instead of one each, while an
- * idle one waits no longer than a `setImmediate`.
+ * idle one waits no longer than a `setImmediate` (or its `lingerInMs`, for work nobody awaits).
  */
 export function createBatcher<I, O>(options: BatcherOptions<I, O>): Batcher<I, O> {
   const maxInFlight = options.maxInFlight ?? 1;
