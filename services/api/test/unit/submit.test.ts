@@ -409,6 +409,14 @@ describe('when publishing fails, the job is still accepted', () => {
     expect(await ingestDepth(transport)).toBe(1);
   });
 
+  it('a markDispatched that has not finished does not hold up the answer', async () => {
+    const store = withOverrides(backends.store, { markDispatched: () => new Promise<void>(() => undefined) });
+    const { app, transport } = await start({ store });
+    const response = await postJson(app, '/jobs/batch', { jobs: [{}, {}] });
+    expect(response.statusCode).toBe(202);
+    expect(await ingestDepth(transport)).toBe(2);
+  });
+
   it('a failing createJobs is a 500 and nothing is published', async () => {
     const store = withOverrides(backends.store, {
       createJobs: () => Promise.reject(new Error('duplicate key value violates unique constraint "jobs_pkey"')),

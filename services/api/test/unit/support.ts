@@ -11,6 +11,7 @@ import type { Logger } from '@orch/platform/runtime';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp } from '../../src/index.ts';
 import type { ApiDeps, ApiOptions } from '../../src/index.ts';
+export { withOverrides } from '@orch/platform/testing';
 
 /** The real in-process adapters, shared by the tests of one file (PGlite takes seconds to start). */
 export interface Backends {
@@ -67,20 +68,6 @@ export async function createTestApp(
       await transport.close();
     },
   };
-}
-
-/**
- * `target` with some members replaced. Other methods stay bound to `target`, so adapters whose
- * methods use private fields keep working.
- */
-export function withOverrides<T extends object>(target: T, overrides: Partial<T>): T {
-  return new Proxy(target, {
-    get(t, property) {
-      if (Object.hasOwn(overrides, property)) return overrides[property as keyof T];
-      const value: unknown = Reflect.get(t, property, t);
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(t) : value;
-    },
-  });
 }
 
 export const json = (response: LightMyRequestResponse): Record<string, unknown> =>

@@ -4,7 +4,7 @@ import { INGEST_QUEUE, transition } from '@orch/core';
 import type { Job, JobStore, QueueTransport, Subscription } from '@orch/core';
 import { createMemoryTransport } from '@orch/platform/memory';
 import { createPgliteJobStore } from '@orch/platform/postgres';
-import { eventually, makeJob, makeQueuedJob } from '@orch/platform/testing';
+import { eventually, makeJob, makeQueuedJob, withOverrides } from '@orch/platform/testing';
 import { createReconciler, startScheduler } from '@orch/scheduler';
 
 const logger = pino({ level: 'silent' });
@@ -47,6 +47,18 @@ describe('scheduler', () => {
       (await depth('spark-jobs')) === 1 && (await depth('ml-jobs-high')) === 1 ? true : undefined,
     );
     expect(await depth('ml-jobs')).toBe(0);
+  });
+
+  it('settles the ingest message once the job is published, without waiting for its dispatch mark', async () => {
+    // A store whose marks never finish: bookkeeping must not hold up the pipeline.
+    const stalled = withOverrides(store, { markDispatched: () => new Promise<void>(() => undefined) });
+    scheduler = await startScheduler({ store: stalled, transport, logger });
+    const jobs = [makeJob(), makeJob(), makeJob()];
+    await store.createJobs(jobs);
+    for (const job of jobs) await transport.send(INGEST_QUEUE, { jobId: job.id });
+
+    await eventually(async () => ((await depth('batch-jobs')) === 3 ? true : undefined));
+    await eventually(async () => ((await depth(INGEST_QUEUE)) === 0 ? true : undefined));
   });
 
   it('does not publish a cancelled job', async () => {
