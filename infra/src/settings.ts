@@ -22,7 +22,6 @@ const vmSize = (fallback: string) =>
     .string()
     .regex(/^(Standard|Basic)_[A-Za-z0-9_]+$/, 'an Azure VM size such as Standard_D4ds_v5')
     .default(fallback);
-/** An IPv4 address, or a range `first-last`. */
 /** A comma-separated list; blanks around and between entries are dropped. */
 const commaList = () =>
   z
@@ -34,7 +33,7 @@ const commaList = () =>
         .map((s) => s.trim())
         .filter((s) => s.length > 0),
     );
-
+/** An IPv4 address, or a range `first-last`. */
 const IPV4 = String.raw`(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}`;
 const IP_RANGE = new RegExp(`^${IPV4}(?:-${IPV4})?$`);
 /** One entry of the API key list (`<tenant>:<sha256>[:admin]`, as services/api/src/auth.ts parses it). */
