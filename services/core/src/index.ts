@@ -100,5 +100,6 @@ export { activeMessagesOfLanes, sumQueueDepths } from './dispatch/lane-depth.ts'
 export { dispatchJobs, messageIdOf, nextQueueOf } from './dispatch/dispatch-jobs.ts';
 export type { ConsumeLanesOptions } from './dispatch/consume-lanes.ts';
 export { PriorityGate } from './dispatch/priority-gate.ts';
+export type { PriorityGateOptions } from './dispatch/priority-gate.ts';
 export { createPoolAutoscaler, isScaledPool, POOL_SCALING, recommendReplicas } from './scaling/autoscaler.ts';
 export type { PoolAutoscaler, RateLimits, ScalingDecision, ScalingRule } from './scaling/autoscaler.ts';

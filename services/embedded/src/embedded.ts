@@ -48,7 +48,11 @@ export async function startEmbedded(config: EmbeddedConfig, logger: Logger): Pro
   subscriptions.push(
     await startScheduler(
       { store, transport, metrics, logger: logger.child({ component: 'scheduler' }) },
-      { classifier: toClassifierOptions(config), concurrency: config.SCHEDULER_CONCURRENCY },
+      {
+        classifier: toClassifierOptions(config),
+        concurrency: config.SCHEDULER_CONCURRENCY,
+        priorityHeadroom: config.PRIORITY_HEADROOM,
+      },
     ),
   );
   const autoscalings: Autoscaling[] = [];
@@ -67,6 +71,7 @@ export async function startEmbedded(config: EmbeddedConfig, logger: Logger): Pro
     const workerOptions = {
       pool,
       concurrency,
+      priorityHeadroom: config.PRIORITY_HEADROOM,
       jobTimeoutInMs: config.JOB_TIMEOUT_MS,
       heartbeatIntervalInMs: config.HEARTBEAT_INTERVAL_MS,
       retryPolicy,

@@ -4,6 +4,7 @@ import {
   logConfig,
   opsConfig,
   parseConfig,
+  priorityConfig,
   reconcilerConfig,
   retryConfig,
   storageConfig,
@@ -15,6 +16,7 @@ export const schedulerConfigSchema = logConfig
   .extend(retryConfig.shape)
   .extend(classifierConfig.shape)
   .extend(reconcilerConfig.shape)
+  .extend(priorityConfig.shape)
   .extend({
     /** Ingest messages classified at once. */
     SCHEDULER_CONCURRENCY: z.coerce.number().int().positive().default(64),

@@ -8,7 +8,11 @@ const config = loadSchedulerConfig(process.env);
 const { logger, store, transport, metrics, stopOnShutdown } = await startConsumerService(config, 'scheduler');
 const subscription = await startScheduler(
   { store, transport, metrics, logger },
-  { classifier: toClassifierOptions(config), concurrency: config.SCHEDULER_CONCURRENCY },
+  {
+    classifier: toClassifierOptions(config),
+    concurrency: config.SCHEDULER_CONCURRENCY,
+    priorityHeadroom: config.PRIORITY_HEADROOM,
+  },
 );
 const reconciler = createReconciler(
   { store, transport, logger },

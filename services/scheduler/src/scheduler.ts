@@ -32,6 +32,8 @@ export interface SchedulerOptions {
   classifier?: ClassifierOptions;
   /** Messages classified at once: their store reads and writes and publishes share statements. @default 64 */
   concurrency?: number;
+  /** Spare slots for high-lane (urgent and high) submissions when all are busy. @default 1 */
+  priorityHeadroom?: number;
 }
 
 /**
@@ -80,6 +82,6 @@ export function startScheduler(deps: SchedulerDeps, options: SchedulerOptions = 
     deps.transport,
     INGEST_LANES.map((lane) => lane.queue),
     createScheduleHandler(deps, options),
-    { concurrency: options.concurrency ?? 64 },
+    { concurrency: options.concurrency ?? 64, headroom: options.priorityHeadroom ?? 1 },
   );
 }

@@ -1,11 +1,20 @@
 import { z } from 'zod';
-import { executionConfig, logConfig, opsConfig, parseConfig, retryConfig, storageConfig } from '@orch/platform/runtime';
+import {
+  executionConfig,
+  logConfig,
+  opsConfig,
+  parseConfig,
+  priorityConfig,
+  retryConfig,
+  storageConfig,
+} from '@orch/platform/runtime';
 
 export const workerConfigSchema = logConfig
   .extend(opsConfig.shape)
   .extend(storageConfig.shape)
   .extend(retryConfig.shape)
   .extend(executionConfig.shape)
+  .extend(priorityConfig.shape)
   .extend({
     /** Which AKS pool this worker process serves. */
     WORKER_POOL: z.enum(['actor', 'spark']),

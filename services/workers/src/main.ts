@@ -16,6 +16,7 @@ const subscription = await startWorker(
   {
     pool: config.WORKER_POOL === 'actor' ? 'actor-jobs' : 'spark-jobs',
     concurrency: config.WORKER_CONCURRENCY,
+    priorityHeadroom: config.PRIORITY_HEADROOM,
     jobTimeoutInMs: config.JOB_TIMEOUT_MS,
     heartbeatIntervalInMs: config.HEARTBEAT_INTERVAL_MS,
     retryPolicy: toRetryPolicy(config),

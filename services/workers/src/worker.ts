@@ -43,6 +43,8 @@ export interface WorkerOptions {
   pool: PoolQueue;
   /** Jobs run at once. @default 4 */
   concurrency?: number;
+  /** Spare slots for high-lane (urgent and high) jobs when all are busy. @default 1 */
+  priorityHeadroom?: number;
   /** @default 300000 */
   jobTimeoutInMs?: number;
   /** How often a running job's heartbeat is recorded (and cancellation noticed). @default 5000 */
@@ -202,7 +204,7 @@ export async function startWorker(deps: WorkerDeps, options: WorkerOptions): Pro
         inFlight -= 1;
       }
     },
-    { concurrency },
+    { concurrency, headroom: options.priorityHeadroom ?? 1 },
   );
   const presence = startPresence({
     store: deps.store,

@@ -4,6 +4,11 @@ import { PriorityGate } from './priority-gate.ts';
 export interface ConsumeLanesOptions extends ConsumeOptions {
   /** Handlers running at once across all lanes. @default 1 */
   concurrency?: number;
+  /**
+   * Extra slots only the first lane's messages take when all `concurrency` are busy, so its message
+   * starts without waiting for a running one to finish. @default 0
+   */
+  headroom?: number;
 }
 
 /**
@@ -12,7 +17,8 @@ export interface ConsumeLanesOptions extends ConsumeOptions {
  * concurrency, so a slot that frees finds an urgent message already in hand. Messages waiting for a
  * slot keep their locks renewed like any in-flight message. Priority is strict up to that slack: a
  * high message redelivered after a failure may find its freed slot already given to a waiting
- * standard one.
+ * standard one. With `headroom`, a first-lane message that finds every slot busy takes a spare
+ * slot instead of waiting (up to `headroom` of them at once).
  *
  * `close` lets running handlers finish and hands back the messages still waiting for a slot
  * (abandoned: redelivered elsewhere, at the cost of one delivery count), so a drain takes no
@@ -24,8 +30,9 @@ export async function consumeLanes<T>(
   handler: MessageHandler<T>,
   options: ConsumeLanesOptions = {},
 ): Promise<Subscription> {
+  const { headroom = 0, ...transportOptions } = options;
   const concurrency = options.concurrency ?? 1;
-  const gate = new PriorityGate(concurrency, lanes.length);
+  const gate = new PriorityGate(concurrency, lanes.length, { headroom });
   const subscriptions: Subscription[] = [];
   try {
     for (const [index, queue] of lanes.entries()) {
@@ -41,7 +48,7 @@ export async function consumeLanes<T>(
               release();
             }
           },
-          { ...options, concurrency: prefetch },
+          { ...transportOptions, concurrency: prefetch },
         ),
       );
     }

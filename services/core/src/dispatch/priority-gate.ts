@@ -1,16 +1,33 @@
 import { OrchestratorError } from '../errors.ts';
 
+export interface PriorityGateOptions {
+  /**
+   * Extra permits only class 0 may take, when every ordinary permit is held: the most urgent work
+   * starts at once instead of waiting for a running one to finish. @default 0
+   */
+  headroom?: number;
+}
+
+interface Waiter {
+  resolve: (release: () => void) => void;
+  reject: (e: unknown) => void;
+}
+
 /**
  * A semaphore whose waiters are served by class: a permit always goes to the waiter of the lowest
- * class index (0 = most urgent), first come first served within a class.
+ * class index (0 = most urgent), first come first served within a class. Class 0 may also use the
+ * `headroom` permits, so at most `permits + headroom` are held at once, and at most `permits` by
+ * the other classes.
  */
 export class PriorityGate {
   private available: number;
-  private readonly waiting: { resolve: (release: () => void) => void; reject: (e: unknown) => void }[][];
+  private spare: number;
+  private readonly waiting: Waiter[][];
   private closed = false;
 
-  constructor(permits: number, classes: number) {
+  constructor(permits: number, classes: number, options: PriorityGateOptions = {}) {
     this.available = permits;
+    this.spare = options.headroom ?? 0;
     this.waiting = Array.from({ length: classes }, () => []);
   }
 
@@ -22,7 +39,11 @@ export class PriorityGate {
     if (signal?.aborted) return Promise.reject(asError(signal.reason));
     if (this.available > 0) {
       this.available--;
-      return Promise.resolve(this.releaser());
+      return Promise.resolve(this.releaser(false));
+    }
+    if (classIndex === 0 && this.spare > 0) {
+      this.spare--;
+      return Promise.resolve(this.releaser(true));
     }
     return new Promise((resolve, reject) => {
       const onAbort = (): void => {
@@ -32,12 +53,12 @@ export class PriorityGate {
           reject(asError(signal?.reason));
         }
       };
-      const waiter = {
-        resolve: (release: () => void) => {
+      const waiter: Waiter = {
+        resolve: (release) => {
           signal?.removeEventListener('abort', onAbort);
           resolve(release);
         },
-        reject: (e: unknown) => {
+        reject: (e) => {
           signal?.removeEventListener('abort', onAbort);
           reject(asError(e));
         },
@@ -55,13 +76,15 @@ export class PriorityGate {
     }
   }
 
-  private releaser(): () => void {
+  private releaser(spare: boolean): () => void {
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      const next = this.waiting.find((queue) => queue.length > 0)?.shift();
-      if (next) next.resolve(this.releaser());
+      // A spare permit passes only to the most urgent class; an ordinary one to whoever is first.
+      const next = (spare ? this.waiting.slice(0, 1) : this.waiting).find((queue) => queue.length > 0)?.shift();
+      if (next) next.resolve(this.releaser(spare));
+      else if (spare) this.spare++;
       else this.available++;
     };
   }

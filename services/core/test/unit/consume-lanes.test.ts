@@ -101,6 +101,33 @@ describe('consumeLanes', () => {
     expect(starts.indexOf('high')).toBeLessThan(starts.length - 1);
   });
 
+  it('given headroom 1 and every slot busy with a long standard job, when an urgent message arrives, then it runs at once beside them', async () => {
+    await transport.sendBatch(standard, backlog('standard', 2));
+    let releaseStandard!: () => void;
+    const standardMayFinish = new Promise<void>((resolve) => {
+      releaseStandard = resolve;
+    });
+    const started: LaneMessage[] = [];
+    subscription = await consumeLanes<LaneMessage>(
+      transport,
+      [high, standard],
+      async (message) => {
+        started.push(message.body);
+        if (message.body.lane === 'standard') await standardMayFinish;
+      },
+      { concurrency: 1, headroom: 1 },
+    );
+    await eventually(() => expect(started).toHaveLength(1));
+
+    await transport.send(high, { lane: 'high', n: 0 });
+
+    await eventually(() => expect(started.map((m) => m.lane)).toEqual(['standard', 'high']));
+    await sleep(50);
+    expect(started).toHaveLength(2); // the second standard message still waits for the one slot
+    releaseStandard();
+    await eventually(() => expect(started).toHaveLength(3));
+  });
+
   it('given handlers running and messages waiting for a slot, when closed, then waiters are abandoned back to their queues and running handlers finish', async () => {
     await transport.sendBatch(high, backlog('high', 3));
     await transport.sendBatch(standard, backlog('standard', 2));

@@ -101,6 +101,38 @@ describe('PriorityGate', () => {
     expect(() => running()).not.toThrow();
   });
 
+  it('given headroom and every permit held, when each class acquires, then only class 0 gets a spare permit, up to the headroom', async () => {
+    const gate = new PriorityGate(2, 2, { headroom: 1 });
+    await gate.acquire(1);
+    await gate.acquire(1);
+
+    const standard = track(gate.acquire(1));
+    const urgent = track(gate.acquire(0));
+    const secondUrgent = track(gate.acquire(0));
+    await flush();
+
+    expect([standard.settled, urgent.settled, secondUrgent.settled]).toEqual([false, true, false]);
+  });
+
+  it('given a spare permit held, when it is released, then it goes to a waiting class-0 acquire and never to another class', async () => {
+    const gate = new PriorityGate(1, 2, { headroom: 1 });
+    const ordinary = await gate.acquire(1);
+    const spare = await gate.acquire(0);
+    const standard = track(gate.acquire(1));
+    const urgent = track(gate.acquire(0));
+
+    spare();
+    await flush();
+    expect([standard.settled, urgent.settled]).toEqual([false, true]);
+
+    urgent.value?.();
+    await flush();
+    expect(standard.settled).toBe(false);
+    ordinary();
+    await flush();
+    expect(standard.settled).toBe(true);
+  });
+
   it('given no free permit, when acquiring for an unknown class, then it rejects with a RangeError', async () => {
     const gate = new PriorityGate(1, 2);
     await gate.acquire(0);

@@ -111,6 +111,16 @@ export const executionConfig = z.object({
   SIMULATED_DURATION_FACTOR: z.coerce.number().min(0).max(1).default(0.05),
 });
 
+/** Consumers of the priority lanes: the scheduler and the AKS pools' workers. */
+export const priorityConfig = z.object({
+  /**
+   * Slots beyond a consumer's concurrency that only high-lane messages (urgent and high jobs) take
+   * when every slot is busy, so such a job starts without waiting for a running one to finish.
+   * 0 = concurrency is a strict limit.
+   */
+  PRIORITY_HEADROOM: int(1),
+});
+
 export const classifierConfig = z.object({
   CLASSIFIER_ROWS_DIVISOR: positive(DEFAULT_CLASSIFIER_OPTIONS.rowsDivisor),
   CLASSIFIER_RUNTIME_DIVISOR: positive(DEFAULT_CLASSIFIER_OPTIONS.runtimeDivisor),

@@ -22,6 +22,7 @@ export {
   logConfig,
   opsConfig,
   parseConfig,
+  priorityConfig,
   reconcilerConfig,
   retryConfig,
   storageConfig,

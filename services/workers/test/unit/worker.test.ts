@@ -173,4 +173,42 @@ describe('worker', () => {
     // One slot: at most one normal job (already taken when the urgent ones were seen) starts before them.
     expect(lastUrgent).toBeLessThanOrEqual(3);
   });
+
+  it.each([
+    { headroom: undefined, urgentStartsAt: 'once' },
+    { headroom: 0, urgentStartsAt: 'after the normal job' },
+  ])(
+    'given its one slot busy with a long normal job and priority headroom $headroom, then an urgent job starts $urgentStartsAt',
+    async ({ headroom }) => {
+      const normal = makeQueuedJob('actor-jobs', { rows: 10, priority: 'normal' });
+      const urgent = makeQueuedJob('actor-jobs', { rows: 10, priority: 'urgent' });
+      let finishNormal!: () => void;
+      const normalMayFinish = new Promise<void>((resolve) => (finishNormal = resolve));
+      await start(
+        { concurrency: 1, ...(headroom !== undefined && { priorityHeadroom: headroom }) },
+        createHandlerRegistry({
+          synthetic: async (input, context) => {
+            if (input.jobId === normal.id) await normalMayFinish;
+            return runSynthetic(input, context);
+          },
+        }),
+      );
+      await enqueue(normal);
+      await eventually(() => stateOf(normal.id, 'running'));
+
+      await enqueue(urgent);
+
+      if (headroom === 0) {
+        await new Promise((r) => setTimeout(r, 200));
+        expect((await store.getJob(urgent.id))?.state).toBe('queued');
+        finishNormal();
+        await eventually(() => stateOf(urgent.id, 'succeeded'));
+      } else {
+        await eventually(() => stateOf(urgent.id, 'succeeded'));
+        expect((await store.getJob(normal.id))?.state).toBe('running');
+        finishNormal();
+      }
+      await eventually(() => stateOf(normal.id, 'succeeded'));
+    },
+  );
 });
