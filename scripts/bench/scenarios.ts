@@ -78,9 +78,18 @@ async function cannon(url: string, body: object, durationInSec: number): Promise
   });
 }
 
-/** autocannon at 32 connections on `POST /submit-job` and on `POST /jobs/batch` (100 jobs per request). */
-async function ingestAt(url: string, durationInSec: number): Promise<IngestFigures> {
+/**
+ * autocannon at 32 connections on `POST /submit-job`, then on `POST /jobs/batch` (100 jobs per
+ * request) once `settle` says the first run's jobs are worked off: each run starts from an idle
+ * system, the second not still busy with the first's backlog.
+ */
+async function ingestAt(
+  url: string,
+  durationInSec: number,
+  settle: (accepted: number) => Promise<void> = () => Promise.resolve(),
+): Promise<IngestFigures> {
   const single = await cannon(`${url}/submit-job`, ACTOR_JOB, durationInSec);
+  await settle(single['2xx']);
   const batch = await cannon(`${url}/jobs/batch`, { jobs: jobs(100) }, durationInSec);
   const ok = (r: autocannon.Result) => r['2xx'] / r.duration;
   if (single.non2xx > 0 || batch.non2xx > 0) throw new Error('ingest answered non-2xx statuses');
@@ -95,7 +104,9 @@ async function ingestAt(url: string, durationInSec: number): Promise<IngestFigur
 }
 
 export function ingest(mode: Mode, durationInSec: number): Promise<IngestFigures> {
-  return withSystem(mode, {}, (system) => ingestAt(system.url, durationInSec));
+  return withSystem(mode, {}, (system) =>
+    ingestAt(system.url, durationInSec, (accepted) => waitFinished(system.url, accepted, 600_000)),
+  );
 }
 
 /** The same validation on a bare fastify route, in its own process: the HTTP ceiling. */
