@@ -34,7 +34,7 @@ const { values: flags } = parseArgs({
     jobs: { type: 'string', default: '5000' },
     singles: { type: 'string', default: '1000' },
     concurrency: { type: 'string', default: '64' },
-    duration: { type: 'string', default: '5' },
+    duration: { type: 'string', default: '3' },
     backlog: { type: 'string', default: '10000' },
     'memory-jobs': { type: 'string', default: '100000' },
     modes: { type: 'string', default: 'embedded,local' },
@@ -51,7 +51,7 @@ if (flags.help) {
   --singles N        jobs submitted one request each after the drain (default 1000)
   --concurrency N    jobs one worker runs at once, BullMQ's and each of our pools' (default 64);
                      our worker pools run as one process each, like BullMQ's one worker
-  --duration S       seconds of each ingest run and each fixed offered load (default 5)
+  --duration S       seconds of each ingest run and each fixed offered load (default 3)
   --backlog N        low-priority jobs ahead of the urgent one (default 10000)
   --memory-jobs N    queued jobs held by the embedded process for the memory figure (default 100000)
   --modes LIST       embedded,local (default both)
@@ -86,7 +86,9 @@ Object.assign(systemTuning, {
 const scenarios = new Set(scenarioList as Scenario[]);
 
 const figures: Figure[] = [];
-const log = (message: string): void => console.error(`[bench] ${message}`);
+const startedAt = new Date();
+const log = (message: string): void =>
+  console.error(`[bench +${Math.round((Date.now() - startedAt.getTime()) / 1000)}s] ${message}`);
 const perMode = async <T>(what: string, run: (mode: Mode) => Promise<T>): Promise<Partial<Record<Mode, T>>> => {
   const results: Partial<Record<Mode, T>> = {};
   for (const mode of modes) {
@@ -95,7 +97,6 @@ const perMode = async <T>(what: string, run: (mode: Mode) => Promise<T>): Promis
   }
   return results;
 };
-const startedAt = new Date();
 
 if (scenarios.has('drain')) {
   const ours = await perMode('end-to-end drain', (mode) => drain(mode, count, singles));
