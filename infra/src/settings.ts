@@ -33,6 +33,7 @@ const commaList = () =>
         .map((s) => s.trim())
         .filter((s) => s.length > 0),
     );
+
 /** An IPv4 address, or a range `first-last`. */
 const IPV4 = String.raw`(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}`;
 const IP_RANGE = new RegExp(`^${IPV4}(?:-${IPV4})?$`);

@@ -168,7 +168,11 @@ export function createRunJob(deps: WorkerDeps, options: WorkerOptions): MessageH
       metrics.jobRetried(pool, job.priority);
       const now = clock();
       await dispatchJobs(deps.transport, [stored], now);
-      await deps.store.markDispatched([job.id], now);
+      // Not awaited, as in the scheduler: the store lets marks linger to share a statement, and this
+      // slot need not wait for that. A lost mark means the reconciler publishes it again (harmless).
+      deps.store.markDispatched([job.id], now).catch((e: unknown) => {
+        log.warn({ err: e }, 'retry published but not marked dispatched');
+      });
       log.warn(
         { err: describeError(error), attempt: job.attempts, delayInMs: decision.delayInMs },
         'job failed: will retry',

@@ -82,7 +82,7 @@ export class PriorityGate {
       if (released) return;
       released = true;
       // A spare permit passes only to the most urgent class; an ordinary one to whoever is first.
-      const next = (spare ? this.waiting.slice(0, 1) : this.waiting).find((queue) => queue.length > 0)?.shift();
+      const next = (spare ? this.waiting[0] : this.waiting.find((queue) => queue.length > 0))?.shift();
       if (next) next.resolve(this.releaser(spare));
       else if (spare) this.spare++;
       else this.available++;
